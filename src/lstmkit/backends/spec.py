@@ -1,0 +1,50 @@
+"""What a recurrent stack is, independent of how it is run: the contract between modules and backends."""
+
+from dataclasses import dataclass
+
+MODES = ("lstm", "gru", "rnn_tanh")
+GATES_PER_MODE = {"lstm": 4, "gru": 3, "rnn_tanh": 1}
+
+
+@dataclass(frozen=True)
+class StackSpec:
+    """A stack of recurrent layers, as torch.nn.LSTM / GRU / RNN describe it.
+
+    Attributes:
+        mode: "lstm", "gru" or "rnn_tanh".
+        input_size: I, features per step of the first layer's input.
+        hidden_size: H, units per direction.
+        num_layers: L.
+        bias: whether b_ih and b_hh exist.
+        dropout: dropout on each layer's output except the last (training only).
+        bidirectional: D = 2 if True.
+        proj_size: P > 0 projects h to P units (LSTM only); 0 for none.
+        recurrent_dropout: variational dropout on h_prev inside the recurrence (training only), one mask
+            per sequence, layer and direction, as Gal and Ghahramani (2016) and Keras's recurrent_dropout.
+    """
+
+    mode: str
+    input_size: int
+    hidden_size: int
+    num_layers: int = 1
+    bias: bool = True
+    dropout: float = 0.0
+    bidirectional: bool = False
+    proj_size: int = 0
+    recurrent_dropout: float = 0.0
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def num_gates(self) -> int:
+        return GATES_PER_MODE[self.mode]
+
+    @property
+    def output_size(self) -> int:
+        """Units of h per direction: P with a projection, else H."""
+        return self.proj_size if self.proj_size > 0 else self.hidden_size
+
+    def layer_input_size(self, layer: int) -> int:
+        return self.input_size if layer == 0 else self.output_size * self.num_directions

@@ -1,0 +1,14 @@
+"""The recurrent equations, written once as plain functions (no modules, no devices)."""
+
+from .gates import GATE_ORDER, lstm_pointwise, split_gates
+from .step import CellWeights, gru_step, lstm_step, rnn_tanh_step
+
+__all__ = [
+    "GATE_ORDER",
+    "CellWeights",
+    "gru_step",
+    "lstm_pointwise",
+    "lstm_step",
+    "rnn_tanh_step",
+    "split_gates",
+]

@@ -1,0 +1,25 @@
+"""LanguageModel: SequenceEncoder + LMHead, for character- and word-level modelling and generation."""
+
+from torch import Tensor, nn
+
+from ..config import ModelConfig
+from ..nn import State
+from .encoder import SequenceEncoder
+from .heads import LMHead
+
+
+class LanguageModel(nn.Module):
+    """``forward(ids (B, T), state=None) -> (logits (B, T, V), state)``; the state carries across calls."""
+
+    def __init__(self, encoder: SequenceEncoder, head: LMHead) -> None:
+        super().__init__()
+        self.encoder, self.head = encoder, head
+
+    def forward(self, ids: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        y, state = self.encoder(ids, state)   # (B, T, D*H)
+        return self.head(y), state            # (B, T, V)
+
+
+def build_language_model(config: ModelConfig, vocab_size: int) -> LanguageModel:
+    encoder = SequenceEncoder(config, vocab_size=vocab_size)
+    return LanguageModel(encoder, LMHead(encoder.output_size, vocab_size, config.dropout))

@@ -1,0 +1,21 @@
+"""User-facing recurrent modules."""
+
+from .cell import GRUCell, LSTMCell, RNNCell
+from .keras import keras_lstm_weights, load_keras_lstm
+from .layer import GRU, LSTM, RNN, LSTMTrace
+from .state import LSTMState, State, detach
+
+__all__ = [
+    "GRU",
+    "LSTM",
+    "RNN",
+    "GRUCell",
+    "LSTMCell",
+    "LSTMState",
+    "LSTMTrace",
+    "RNNCell",
+    "State",
+    "detach",
+    "keras_lstm_weights",
+    "load_keras_lstm",
+]

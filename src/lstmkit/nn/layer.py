@@ -1,0 +1,262 @@
+"""LSTM, GRU and RNN stacks as nn.Modules: parameters live here, the maths runs in a backend.
+
+Parameter names and layouts are torch.nn.LSTM's (``weight_ih_l0``, ``weight_hh_l0_reverse`` ...), so a
+state_dict loads into either. Shape legend in core/gates.py.
+"""
+
+import logging
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ..backends import check_name, reference, select
+from ..backends.spec import StackSpec
+from ..core import init
+from ..core.step import CellWeights
+from ..errors import LstmkitError
+from .state import LSTMState, State
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class LSTMTrace:
+    """Per-step activations of every LSTM layer and direction, from the reference path.
+
+    Each field has dimensions (layer, direction, batch, time, hidden) = (L, D, B, T, H); padded steps are 0.
+    ``i``, ``f``, ``o`` are the input, forget and output gates, ``g`` the candidate and ``c`` the cell state.
+    """
+
+    i: Tensor
+    f: Tensor
+    g: Tensor
+    o: Tensor
+    c: Tensor
+
+    dims = ("layer", "direction", "batch", "time", "hidden")
+
+
+class _RecurrentStack(nn.Module):
+    mode = ""  # set by subclasses
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = True,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        recurrent_dropout: float = 0.0,
+        backend: str = "auto",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        _check_args(self.mode, input_size, hidden_size, num_layers, dropout, proj_size, recurrent_dropout)
+        check_name(backend)
+        self.spec = StackSpec(
+            self.mode, input_size, hidden_size, num_layers, bias, dropout, bidirectional, proj_size,
+            recurrent_dropout,
+        )
+        self.batch_first = batch_first
+        self.backend = backend
+        spec, factory = self.spec, {"device": device, "dtype": dtype}
+        gate_size = spec.num_gates * hidden_size
+        self._weight_names: list[dict[str, str]] = []  # per layer and direction: role -> parameter name
+        for layer in range(num_layers):
+            for direction in range(spec.num_directions):
+                sfx = f"_l{layer}" + ("_reverse" if direction == 1 else "")
+                shapes = {
+                    "weight_ih": (gate_size, spec.layer_input_size(layer)),
+                    "weight_hh": (gate_size, spec.output_size),
+                }
+                if bias:
+                    shapes |= {"bias_ih": (gate_size,), "bias_hh": (gate_size,)}
+                if proj_size > 0:
+                    shapes["weight_hr"] = (proj_size, hidden_size)
+                for role, shape in shapes.items():
+                    self.register_parameter(role + sfx, nn.Parameter(torch.empty(shape, **factory)))
+                self._weight_names.append({role: role + sfx for role in shapes})
+        self.reset_parameters()
+
+    # the torch.nn.LSTM attribute names, for code written against it
+    input_size = property(lambda self: self.spec.input_size)
+    hidden_size = property(lambda self: self.spec.hidden_size)
+    num_layers = property(lambda self: self.spec.num_layers)
+    bidirectional = property(lambda self: self.spec.bidirectional)
+    proj_size = property(lambda self: self.spec.proj_size)
+    dropout = property(lambda self: self.spec.dropout)
+
+    def reset_parameters(self) -> None:
+        for p in self.parameters():
+            init.uniform_(p, self.spec.hidden_size)
+
+    def cell_weights(self) -> list[CellWeights]:
+        """The parameters of each layer and direction, index layer * D + direction."""
+        weights = []
+        for names in self._weight_names:
+            p = {role: getattr(self, name) for role, name in names.items()}
+            weights.append(
+                CellWeights(p["weight_ih"], p["weight_hh"], p.get("bias_ih"), p.get("bias_hh"), p.get("weight_hr"))
+            )
+        return weights
+
+    def _prepare(
+        self, x: Tensor, state: State | None, lengths: Tensor | None
+    ) -> tuple[Tensor, tuple[Tensor, ...], Tensor | None, bool]:
+        spec = self.spec
+        name = type(self).__name__
+        if x.dim() not in (2, 3):
+            raise LstmkitError(
+                f"{name} expects input of 3 dimensions (batch, time, features), got shape {tuple(x.shape)}"
+            )
+        unbatched = x.dim() == 2
+        if unbatched:
+            x = x.unsqueeze(0)
+        elif not self.batch_first:
+            x = x.transpose(0, 1)
+        batch, steps, features = x.shape                                          # x: (B, T, I)
+        if features != spec.input_size:
+            raise LstmkitError(f"{name} expects {spec.input_size} input features (input_size), got {features}")
+        if steps == 0:
+            raise LstmkitError(f"{name} got an empty sequence (0 time steps)")
+        if lengths is not None:
+            lengths = torch.as_tensor(lengths).to(torch.int64).reshape(-1)
+            if lengths.shape[0] != batch:
+                raise LstmkitError(f"lengths has {lengths.shape[0]} entries for a batch of {batch}")
+            if bool((lengths < 1).any()) or bool((lengths > steps).any()):
+                raise LstmkitError(
+                    f"lengths must lie between 1 and the sequence length {steps}, got {lengths.tolist()}"
+                )
+        rows = spec.num_layers * spec.num_directions
+        h_shape = (rows, batch, spec.output_size)
+        c_shape = (rows, batch, spec.hidden_size)
+        if state is None:
+            h0 = x.new_zeros(h_shape)
+            tensors: tuple[Tensor, ...] = (h0, x.new_zeros(c_shape)) if spec.mode == "lstm" else (h0,)
+        else:
+            tensors = tuple(state) if spec.mode == "lstm" else (state,)
+            if unbatched:
+                tensors = tuple(s.unsqueeze(1) for s in tensors)
+            expected = (h_shape, c_shape)[: len(tensors)]
+            got = tuple(tuple(s.shape) for s in tensors)
+            if got != expected:
+                raise LstmkitError(
+                    f"{name} state has shape {got}, expected {expected} (layers*directions, batch, units)"
+                )
+        return x, tensors, lengths, unbatched
+
+    def _finish(self, y: Tensor, final: tuple[Tensor, ...], unbatched: bool) -> tuple[Tensor, State]:
+        if unbatched:
+            y, final = y.squeeze(0), tuple(s.squeeze(1) for s in final)
+        elif not self.batch_first:
+            y = y.transpose(0, 1)
+        return y, (LSTMState(*final) if self.spec.mode == "lstm" else final[0])
+
+    def forward(
+        self, x: Tensor, state: State | None = None, lengths: Tensor | None = None
+    ) -> tuple[Tensor, State]:
+        """Runs the stack over a whole sequence.
+
+        Args:
+            x: (B, T, I) if batch_first else (T, B, I); or (T, I) for one unbatched sequence.
+            state: initial state in torch's layout (LSTMState(h, c) for an LSTM, h for GRU/RNN);
+                zeros when None.
+            lengths: (B,) true lengths of right-padded sequences; padded steps change neither the state
+                nor the outputs (which are 0 there), and the final state is each sequence's own last step.
+
+        Returns:
+            y: (B, T, D*H) (D*P with a projection), in the layout of x; and the final state.
+        """
+        x, tensors, lengths, unbatched = self._prepare(x, state, lengths)
+        backend = select(self.backend, self.spec, device=x.device, training=self.training)
+        y, final = backend.run(self.spec, x, tensors, self.cell_weights(), lengths, self.training)
+        return self._finish(y, final, unbatched)
+
+    def extra_repr(self) -> str:
+        s = self.spec
+        text = f"{s.input_size}, {s.hidden_size}, num_layers={s.num_layers}, backend={self.backend!r}"
+        for field in ("dropout", "bidirectional", "proj_size", "recurrent_dropout"):
+            if getattr(s, field):
+                text += f", {field}={getattr(s, field)}"
+        return text
+
+
+class LSTM(_RecurrentStack):
+    """A stack of LSTM layers with torch.nn.LSTM's parameters and a choice of backend.
+
+    Args:
+        input_size: I, features per step.
+        hidden_size: H, units per direction.
+        num_layers: L, stacked layers.
+        bias: whether the layers have biases.
+        batch_first: inputs and outputs are (B, T, features) when True (the default), (T, B, features)
+            when False.
+        dropout: dropout on the outputs of every layer but the last, while training.
+        bidirectional: run a second layer in reverse time and concatenate the outputs.
+        proj_size: P > 0 adds a projection of h to P units (as torch.nn.LSTM).
+        recurrent_dropout: variational dropout on h inside the recurrence, while training.
+        unit_forget_bias: initialise the forget-gate bias to 1 and the other biases to 0 (Keras's
+            default); False keeps torch's uniform biases.
+        backend: "auto" (fastest that runs the configuration), "torch" or "reference".
+
+    Example:
+        >>> lstm = LSTM(8, 32, num_layers=2)
+        >>> y, state = lstm(torch.randn(4, 10, 8))   # y (4, 10, 32); state.h, state.c (2, 4, 32)
+    """
+
+    mode = "lstm"
+
+    def __init__(self, *args, unit_forget_bias: bool = True, **kwargs) -> None:
+        self.unit_forget_bias = unit_forget_bias
+        super().__init__(*args, **kwargs)
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        if self.unit_forget_bias and self.spec.bias:
+            for w in self.cell_weights():
+                init.lstm_bias_(w.b_ih, w.b_hh)
+
+    def trace(
+        self, x: Tensor, state: LSTMState | None = None, lengths: Tensor | None = None
+    ) -> tuple[Tensor, LSTMState, LSTMTrace]:
+        """Like forward, always on the reference backend, also returning every gate at every step."""
+        x, tensors, lengths, unbatched = self._prepare(x, state, lengths)
+        record: dict[str, list[Tensor]] = {k: [] for k in ("i", "f", "g", "o", "c")}
+        y, final = reference.run(self.spec, x, tensors, self.cell_weights(), lengths, self.training, record)
+        shape = (self.spec.num_layers, self.spec.num_directions)
+        gathered = {k: torch.stack(v).unflatten(0, shape) for k, v in record.items()}  # (L, D, B, T, H)
+        y, final_state = self._finish(y, final, unbatched)
+        return y, final_state, LSTMTrace(**gathered)
+
+
+class GRU(_RecurrentStack):
+    """A stack of GRU layers (torch gate order r, z, n), with the same arguments and API as LSTM."""
+
+    mode = "gru"
+
+
+class RNN(_RecurrentStack):
+    """A stack of plain tanh (Elman) RNN layers, with the same arguments and API as LSTM."""
+
+    mode = "rnn_tanh"
+
+
+def _check_args(
+    mode: str, input_size: int, hidden_size: int, num_layers: int, dropout: float, proj_size: int,
+    recurrent_dropout: float,
+) -> None:
+    for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
+        if not isinstance(value, int) or value < 1:
+            raise LstmkitError(f"{name} must be a positive integer, got {value!r}")
+    for name, value in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+        if not 0.0 <= value < 1.0:
+            raise LstmkitError(f"{name} must be in [0, 1), got {value}")
+    if proj_size < 0 or (proj_size != 0 and proj_size >= hidden_size):
+        raise LstmkitError(f"proj_size must be 0 or between 1 and hidden_size - 1, got {proj_size}")
+    if proj_size and mode != "lstm":
+        raise LstmkitError("proj_size is only available for LSTM")

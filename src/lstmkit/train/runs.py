@@ -1,0 +1,92 @@
+"""Run folders, written atomically: everything goes to a temporary folder beside the target, which then
+replaces the target by renames, so a reader never sees a half-written run."""
+
+import csv
+import io
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..errors import LstmkitError
+
+FileContent = bytes | Callable[[Path], None]  # raw bytes, or a function that writes the file at a path
+
+
+def json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode()
+
+
+def csv_bytes(rows: list[dict[str, Any]]) -> bytes:
+    out = io.StringIO()
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue().encode()
+
+
+def check_new_output(path: Path, overwrite: bool) -> None:
+    """Refuses an existing output path unless ``overwrite``; nothing is deleted here."""
+    if path.exists() and not overwrite:
+        raise LstmkitError(
+            f"output folder {path} already exists; pass --overwrite to replace it or --resume to continue it"
+        )
+    if path.exists() and not path.is_dir():
+        raise LstmkitError(f"output path {path} exists and is not a folder")
+
+
+def write_folder(path: Path, files: dict[str, FileContent]) -> None:
+    """Writes ``files`` (relative name -> content) as the folder ``path``, replacing any folder there."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        os.chmod(tmp, 0o777 & ~umask)
+        for name, content in files.items():
+            target = tmp / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                target.write_bytes(content)
+            else:
+                content(target)
+            os.chmod(target, 0o666 & ~umask)
+        if path.exists():
+            old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+            path.rename(old)
+            tmp.rename(path)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def read_json(path: Path, what: str) -> Any:
+    if not path.is_file():
+        raise LstmkitError(f"missing {what}: {path}")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise LstmkitError(f"cannot read {path}: not valid JSON ({err})") from None
+
+
+def read_run_config(folder: Path, task: str) -> dict[str, Any]:
+    """The config.json of a run folder made by ``task``, with clear errors when the folder is not one."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise LstmkitError(f"run folder not found: {folder}")
+    if not (folder / "config.json").is_file():
+        raise LstmkitError(f"{folder} is not an lstmkit run folder (no config.json)")
+    config = read_json(folder / "config.json", "config.json")
+    if not isinstance(config, dict) or config.get("task") != task:
+        found = config.get("task") if isinstance(config, dict) else None
+        raise LstmkitError(f"{folder} is not a {task} run (its config.json says task {found!r})")
+    return config
