@@ -8,8 +8,8 @@ lstmkit.backends.BACKENDS (Embedding -> lstmkit.LSTM(backend=name) -> Linear), a
 written with torch.nn.LSTM as a user would.
 
 The machine may be shared and noisy, so every contender is warmed up, then timed for --steps steps in
-each of --rounds rounds, in an order that is reversed every other round (the reference backend, a Python
-loop some 20-50x slower, for --reference-steps steps in the first --reference-rounds rounds); the table
+each of --rounds rounds, in an order that is reversed every other round (the reference backend, a slower
+per-step Python loop, for --reference-steps steps in the first --reference-rounds rounds only); the table
 gives each contender's median rate over rounds and its ratio to the torch.nn.LSTM model of the same run.
 Compare ratios, not absolute rates, across runs.
 

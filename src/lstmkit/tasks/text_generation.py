@@ -12,17 +12,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import ModelConfig, RunConfig, TextDataConfig, TrainConfig, from_dict, override
+from ..config import ModelConfig, RunConfig, TextDataConfig, TrainConfig
 from ..data import Batch, CharVocab, LMWindows, lm_streams, locate, read_text, split_tail
 from ..errors import LstmkitError
 from ..eval import language_model_metrics
 from ..models import LanguageModel, build_language_model
 from ..nn import detach
-from ..train import Trainer, check_new_output, read_run_config, write_folder
+from ..train import check_new_output
 from ..train.checkpoint import load_weights
-from ..train.engine import RESUMABLE
-from ..train.runs import json_bytes, read_json
+from ..train.runs import read_json
 from ..utils.seed import set_seed
+from .base import apply_settings, fit_run, load_config, resume_config
 
 TASK = "textgen"
 EVAL_STREAMS = 8  # contiguous validation streams evaluated side by side, state carried along each
@@ -99,33 +99,6 @@ def prepare_text(config: TextDataConfig) -> PreparedText:
     return PreparedText(vocab, vocab.encode(train_text), vocab.encode(val_text), digest)
 
 
-_SECTIONS = {"data": TextDataConfig, "model": ModelConfig, "train": TrainConfig}
-
-
-def _apply(config: RunConfig, settings: dict[str, Any]) -> RunConfig:
-    """Routes flat settings (seq_len=..., hidden_size=..., lr=...) to the config section that owns them."""
-    parts = {name: getattr(config, name) for name in _SECTIONS}
-    for key, value in settings.items():
-        owner = next((n for n, cls in _SECTIONS.items() if key in {f.name for f in dataclasses.fields(cls)}), None)
-        if owner is None:
-            raise LstmkitError(f"unknown setting {key!r} for textgen")
-        parts[owner] = override(parts[owner], **{key: value})
-    return dataclasses.replace(config, **parts)
-
-
-def _load_config(folder: Path) -> RunConfig:
-    raw = read_run_config(folder, TASK)
-    try:
-        return RunConfig(
-            task=TASK,
-            data=from_dict(TextDataConfig, raw["data"]),
-            model=from_dict(ModelConfig, raw["model"]),
-            train=from_dict(TrainConfig, raw["train"]),
-        )
-    except (KeyError, TypeError) as err:
-        raise LstmkitError(f"{folder}/config.json is incomplete or malformed ({err})") from None
-
-
 def train(
     text: str | Path | None = None,
     *,
@@ -151,60 +124,26 @@ def train(
     """
     out = Path(out)
     if resume:
-        return _resume(out, settings)
-    if (text is None) == (data is None):
-        raise LstmkitError("give either a text file or a dataset name (data=...), not both or neither")
-    check_new_output(out, overwrite)
-    path = locate(data) if data is not None else Path(text)
-    config = _apply(default_config(), {**settings, "text": str(Path(path).resolve())})
-    config.validate()
-    prepared = prepare_text(config.data)
-    set_seed(config.train.seed, config.train.deterministic)
+        config = resume_config(out, load_config(out, TASK, TextDataConfig), settings)
+        if config is None:
+            return load(out)
+        prepared = prepare_text(config.data)
+        if read_json(out / "vocab.json", "vocab.json").get("text_sha256") != prepared.text_sha256:
+            raise LstmkitError(f"the text {config.data.text} changed since the run started; cannot resume")
+    else:
+        if (text is None) == (data is None):
+            raise LstmkitError("give either a text file or a dataset name (data=...), not both or neither")
+        check_new_output(out, overwrite)
+        path = locate(data) if data is not None else Path(text)
+        config = apply_settings(default_config(), {**settings, "text": str(Path(path).resolve())})
+        config.validate()
+        prepared = prepare_text(config.data)
+        set_seed(config.train.seed, config.train.deterministic)
     model = build_language_model(config.model, len(prepared.vocab))
-    return _fit(out, config, prepared, model, restore=False)
-
-
-def _resume(out: Path, settings: dict[str, Any]) -> "TextGenerator":
-    config = _load_config(out)
-    allowed = {"epochs", "max_steps", "max_time", "quiet"}
-    extra = sorted(set(settings) - allowed)
-    if extra:
-        raise LstmkitError(
-            f"a resumed run keeps its configuration; only {', '.join(sorted(allowed))} may change, "
-            f"got {', '.join(extra)}"
-        )
-    limits = {"max_steps": settings.get("max_steps"), "max_time": settings.get("max_time")}
-    config.train = dataclasses.replace(
-        config.train,
-        **limits,
-        epochs=settings.get("epochs") or config.train.epochs,
-        quiet=settings.get("quiet", config.train.quiet),
-    )
-    config.validate()
-    state = read_json(out / "checkpoint" / "trainer.json", "checkpoint/trainer.json")["state"]
-    reason = state["stop_reason"]
-    if reason not in RESUMABLE and (reason == "early_stopping" or state["epoch"] >= config.train.epochs):
-        _log.info("run in %s already finished (%s); nothing to resume", out, state["stop_reason"])
-        return load(out)
-    prepared = prepare_text(config.data)
-    fitted = read_json(out / "vocab.json", "vocab.json")
-    if fitted.get("text_sha256") != prepared.text_sha256:
-        raise LstmkitError(f"the text {config.data.text} changed since the run started; cannot resume")
-    model = build_language_model(config.model, len(prepared.vocab))
-    return _fit(out, config, prepared, model, restore=True)
-
-
-def _fit(out: Path, config: RunConfig, prepared: PreparedText, model: LanguageModel, restore: bool) -> "TextGenerator":
-    static = {
-        "config.json": json_bytes(config.to_dict()),
-        "vocab.json": json_bytes({**prepared.vocab.to_json(), "text_sha256": prepared.text_sha256}),
-    }
-    trainer = Trainer(model, CharLMObjective(prepared.vocab, config.data.seq_len), config.train,
-                      save=lambda files: write_folder(out, {**static, **files}))
-    if restore:
-        trainer.restore(out)
+    fitted = {"vocab": {**prepared.vocab.to_json(), "text_sha256": prepared.text_sha256}}
+    objective = CharLMObjective(prepared.vocab, config.data.seq_len)
     windows = LMWindows(prepared.train_ids, config.data.seq_len, config.train.batch_size)
-    result = trainer.fit(windows, prepared.val_ids)
+    result = fit_run(out, config, fitted, model, objective, windows, prepared.val_ids, restore=resume)
     return TextGenerator(model.cpu().eval(), prepared.vocab, config, result.metrics, out)
 
 
@@ -272,7 +211,7 @@ class TextGenerator:
 def load(folder: str | Path) -> TextGenerator:
     """Loads a text-generation run folder (config.json, vocab.json, model.safetensors); no pickle involved."""
     folder = Path(folder)
-    config = _load_config(folder)
+    config = load_config(folder, TASK, TextDataConfig)
     vocab = CharVocab.from_json(read_json(folder / "vocab.json", "vocab.json"))
     model = build_language_model(config.model, len(vocab))
     load_weights(model, folder / "model.safetensors")
