@@ -1,5 +1,6 @@
 """Markers: ``data`` tests need LSTMKIT_DATA_DIR (set by CI) and skip without it; ``gpu`` tests need CUDA."""
 
+import logging
 import os
 from pathlib import Path
 
@@ -13,6 +14,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="set LSTMKIT_DATA_DIR to the offline datasets to run this"))
         if item.get_closest_marker("gpu") and not torch.cuda.is_available():
             item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))
+
+
+@pytest.fixture(autouse=True)
+def _reset_lstmkit_logging():
+    """The CLI's main() configures the package logger for the process; each test starts from a clean one."""
+    yield
+    logger = logging.getLogger("lstmkit")
+    logger.handlers.clear()
+    logger.setLevel(logging.NOTSET)
 
 
 @pytest.fixture

@@ -73,7 +73,7 @@ def resume_config(folder: Path, config: RunConfig, settings: dict[str, Any]) -> 
     config.validate()
     state = read_json(folder / "checkpoint" / "trainer.json", "checkpoint/trainer.json")["state"]
     reason = state["stop_reason"]
-    if reason not in RESUMABLE and (reason == "early_stopping" or state["epoch"] >= config.train.epochs):
+    if reason not in RESUMABLE and (reason != "epochs" or state["epoch"] >= config.train.epochs):
         _log.info("run in %s already finished (%s); nothing to resume", folder, reason)
         return None
     return config

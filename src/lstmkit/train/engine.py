@@ -76,7 +76,7 @@ class TrainState:
     best_loss: float = math.inf
     best_epoch: int = 0            # 1-based; 0 before the first validation
     bad_epochs: int = 0
-    stop_reason: str = ""          # epochs | early_stopping | max_steps | max_time | interrupted
+    stop_reason: str = ""          # epochs | early_stopping | target_reached | max_steps | max_time | interrupted
     history: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -105,6 +105,8 @@ class Trainer:
         config: optimizer, schedule, stopping and device settings.
         save: receives the engine's files (relative name -> content) at every checkpoint; the task adds
             its own files (config, vocabulary) and writes the folder atomically.
+        stop_when: asked with each epoch's validation metrics; True ends the run ("target_reached"), for
+            experiments that stop once a task is solved.
     """
 
     def __init__(
@@ -113,6 +115,7 @@ class Trainer:
         objective: Objective,
         config: TrainConfig,
         save: Callable[[dict[str, FileContent]], None] | None = None,
+        stop_when: Callable[[dict[str, float]], bool] | None = None,
     ) -> None:
         config.validate()
         self.config = config
@@ -120,6 +123,7 @@ class Trainer:
         self.model = model.to(self.device)
         self.objective = objective
         self.save = save
+        self.stop_when = stop_when
         self.optimizer = build_optimizer(model.parameters(), config)
         self.scheduler: Any = None
         self.state = TrainState()
@@ -248,8 +252,11 @@ class Trainer:
                 if s.stop_reason:
                     break
                 s.seconds = seconds_before + time.perf_counter() - started
-                if self._end_epoch(self.evaluate(val), s.seconds):
+                val_metrics = self.evaluate(val)
+                if self._end_epoch(val_metrics, s.seconds):
                     s.stop_reason = "early_stopping"
+                if self.stop_when is not None and self.stop_when(val_metrics):
+                    s.stop_reason = "target_reached"
                 self._checkpoint(val, final=False)
         except KeyboardInterrupt:
             s.stop_reason = "interrupted"
