@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from .errors import LstmkitError
 
 CELLS = ("lstm", "gru", "rnn")
+POOLINGS = ("last", "max", "mean", "attention")
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 SCHEDULES = ("constant", "cosine", "plateau")
 
@@ -35,9 +36,11 @@ class ModelConfig:
     bidirectional: bool = False
     recurrent_dropout: float = 0.0   # variational dropout inside the recurrence
     backend: str = "auto"            # auto | torch | reference
+    pooling: str = "last"            # text classifiers: last | max | mean | attention over the outputs
 
     def validate(self) -> None:
         _require_choice("cell", self.cell, CELLS)
+        _require_choice("pooling", self.pooling, POOLINGS)
         for name in ("embed_dim", "hidden_size", "num_layers"):
             value = getattr(self, name)
             _require(isinstance(value, int) and value >= 1, f"{name} must be a positive integer, got {value!r}")
@@ -132,3 +135,86 @@ def override(config: T, **changes: Any) -> T:
     unknown = sorted(set(changes) - names)
     _require(not unknown, f"unknown {type(config).__name__} settings: {', '.join(unknown)}")
     return dataclasses.replace(config, **changes)
+
+
+FORECAST_SPLITS = ("ratio", "ett")
+FILL_METHODS = ("ffill", "interpolate", "zero", "none")
+CATEGORICAL = ("onehot", "refuse")
+
+
+@dataclass
+class ForecastDataConfig:
+    """A CSV time series to forecast: its columns, split, windows and scaling, and the forecaster's layout
+    (segment recurrence, channel independence, instance normalisation, autoregression), which depends on
+    how the series is presented rather than on the recurrent backbone."""
+
+    csv: str = ""                    # path of the CSV file (.gz read transparently)
+    target: str = ""                 # COL[,COL...] to forecast, or "all" (every numeric column)
+    features: str = ""               # input columns: "" the targets only, "all" every numeric column, or COL,...
+    time_col: str | None = None      # timestamp column; None: the first column when it parses as timestamps
+    lookback: int = 48               # L, input rows per window
+    horizon: int = 12                # H, rows forecast per window
+    split: str = "ratio"             # ratio (val/test fractions at the end) | ett (12/4/4 months)
+    val_fraction: float = 0.1
+    test_fraction: float = 0.2
+    season: int | None = None        # seasonal-naive period in rows; None: from the timestamps' step
+    fill: str = "ffill"              # missing values: ffill | interpolate | zero | none (refuse)
+    categorical: str = "onehot"      # non-numeric input columns: onehot | refuse
+    scaler: str = "standard"         # standard | minmax | none, fitted on the training rows only
+    patch_len: int = 0               # P > 0: segment-level recurrence over L/P segments (SegRNN)
+    channel_independent: bool = False  # every input column a univariate series, weights shared
+    revin: bool = False              # per-window instance normalisation, added back to the forecast
+    autoregressive: bool = False     # one-step head fed back H times instead of H outputs at once
+
+    def validate(self) -> None:
+        for name in ("lookback", "horizon"):
+            value = getattr(self, name)
+            _require(isinstance(value, int) and value >= 1, f"{name} must be a positive integer, got {value!r}")
+        _require_choice("split", self.split, FORECAST_SPLITS)
+        _require_choice("fill", self.fill, FILL_METHODS)
+        _require_choice("categorical", self.categorical, CATEGORICAL)
+        _require_choice("scaler", self.scaler, ("standard", "minmax", "none"))
+        for name in ("val_fraction", "test_fraction"):
+            value = getattr(self, name)
+            _require(0.0 < value < 1.0, f"{name} must be in (0, 1), got {value}")
+        _require(self.val_fraction + self.test_fraction < 1.0, "val_fraction + test_fraction must be below 1")
+        _require(self.season is None or self.season >= 1, f"season must be at least 1, got {self.season}")
+        _require(self.patch_len >= 0, f"patch_len must be 0 or positive, got {self.patch_len}")
+        _require(
+            self.patch_len == 0 or self.lookback % self.patch_len == 0,
+            f"lookback must be a multiple of patch_len, got lookback {self.lookback} and patch_len {self.patch_len}",
+        )
+        _require(
+            not (self.autoregressive and self.patch_len),
+            "autoregressive forecasting works with the windowed layout only (patch_len 0)",
+        )
+
+
+@dataclass
+class ClassificationDataConfig:
+    """Labelled texts for classification: one source (a registered dataset, a CSV/TSV file or a folder of
+    class folders), an optional official test set, and the vectoriser's settings."""
+
+    data: str | None = None          # registered dataset name (imdb)
+    csv: str | None = None           # comma- or tab-separated file (gzip allowed) with a header row
+    test_csv: str | None = None      # its official test split; without one, test = a stratified hold-out
+    dir: str | None = None           # one sub-folder of text files per class
+    test_dir: str | None = None      # the same layout for the test split
+    text_col: str = "text"
+    label_col: str = "label"
+    vocab_size: int = 20000          # V, ids including padding and out-of-vocabulary
+    max_tokens: int = 400            # N, words kept from the start of each text
+    val_fraction: float = 0.1        # stratified share of the training texts held out for validation
+    test_fraction: float = 0.2       # stratified share held out for testing when there is no test split
+    cv_folds: int = 0                # k > 1: stratified k-fold cross-validation on the training texts
+    baseline: bool = True            # also fit TF-IDF + logistic regression on the same split
+
+    def validate(self) -> None:
+        sources = [name for name in ("data", "csv", "dir") if getattr(self, name)]
+        _require(len(sources) == 1, f"give exactly one of data, csv and dir, got {', '.join(sources) or 'none'}")
+        _require(self.vocab_size >= 3, f"vocab_size must be at least 3, got {self.vocab_size}")
+        _require(self.max_tokens >= 1, f"max_tokens must be at least 1, got {self.max_tokens}")
+        for name in ("val_fraction", "test_fraction"):
+            value = getattr(self, name)
+            _require(0.0 < value < 1.0, f"{name} must be in (0, 1), got {value}")
+        _require(self.cv_folds == 0 or self.cv_folds >= 2, f"cv_folds must be 0 or at least 2, got {self.cv_folds}")

@@ -9,10 +9,10 @@ import traceback
 from collections.abc import Sequence
 
 from ..errors import LstmkitError
-from . import data, textgen
+from . import classify, data, experiment, forecast, inspect, textgen
 from .args import Parser
 
-COMMANDS = (textgen, data)  # each module adds its sub-command with add_parser(sub)
+COMMANDS = (textgen, data, forecast, inspect, experiment, classify)  # each adds its sub-command: add_parser(sub)
 
 
 def build_parser() -> Parser:

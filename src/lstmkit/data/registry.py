@@ -137,3 +137,89 @@ def locate(dataset: str, file: str | None = None) -> Path:
         return path
     download(dataset)
     return cache_dir() / dataset / get_dataset(dataset).file(file).name
+
+
+_ETT = "https://raw.githubusercontent.com/zhouhaoyi/ETDataset/1d16c8f4f943005d613b5bc962e9eeb06058cf07/ETT-small"
+_JB = "https://raw.githubusercontent.com/jbrownlee/Datasets/d20fcb6402ae34e653d4513b00f39257bb37ed7f"
+_GSPC = (
+    "https://raw.githubusercontent.com/BenjiKCF/Neural-Net-with-Financial-Time-Series-Data/"
+    "15e0640c799e106c3a3fb8901e25663a13197574/%5EGSPC.csv"
+)
+
+REGISTRY.update(
+    {
+        d.name: d
+        for d in (
+            Dataset(
+                "ett",
+                "ETT-small transformer 1 (ETDataset): 7 load and oil-temperature columns, hourly (ETTh1, 17,420 "
+                "rows) and 15-minute (ETTm1, 69,680 rows), 2016-07 to 2018-06; target OT",
+                "CC BY-ND 4.0",
+                (
+                    DataFile(
+                        "ETTh1.csv", f"{_ETT}/ETTh1.csv",
+                        "f18de3ad269cef59bb07b5438d79bb3042d3be49bdeecf01c1cd6d29695ee066",
+                    ),
+                    DataFile(
+                        "ETTm1.csv", f"{_ETT}/ETTm1.csv",
+                        "6ce1759b1a18e3328421d5d75fadcb316c449fcd7cec32820c8dafda71986c9e",
+                    ),
+                ),
+            ),
+            Dataset(
+                "classic_series",
+                "classic univariate series (Time Series Data Library copies): airline passengers (monthly, 144), "
+                "Melbourne daily minimum temperatures (3,650), monthly sunspots (2,820), shampoo sales (36)",
+                "no explicit license (textbook series; cite the original sources)",
+                (
+                    DataFile(
+                        "airline-passengers.csv", f"{_JB}/airline-passengers.csv",
+                        "8cb51be753a718d9be5d76d7e238cc224792754676adc21faa59e954b0201621",
+                    ),
+                    DataFile(
+                        "daily-min-temperatures.csv", f"{_JB}/daily-min-temperatures.csv",
+                        "8b9de63ed6789492bf497625e7f9beb96a63d367b4b0a21754006f749fa5e5da",
+                    ),
+                    DataFile(
+                        "monthly-sunspots.csv", f"{_JB}/monthly-sunspots.csv",
+                        "c4ec8cc57d9f6fb6ecdb3e1f37f25b6f4badd5124c55931052b0cd2fc3bc71f3",
+                    ),
+                    DataFile(
+                        "shampoo.csv", f"{_JB}/shampoo.csv",
+                        "f709eaa344b2d07039a49e2193cbff5e56206354f3a8203c0e02471beb39a451",
+                    ),
+                ),
+            ),
+            Dataset(
+                "stocks_sp500",
+                "S&P 500 index (^GSPC) daily open, high, low, close, adjusted close and volume, 1990-01-02 to "
+                "2018-10-10 (7,252 trading days, Yahoo Finance)",
+                "Yahoo Finance terms of use; research and testing only",
+                (
+                    DataFile(
+                        "GSPC.csv", _GSPC, "e798ac64cf923cad773239bb169eb98ee131fcd3d1357bf8174ea58857452f9a",
+                    ),
+                ),
+            ),
+        )
+    }
+)
+
+
+REGISTRY["imdb"] = Dataset(
+    "imdb",
+    "IMDB Large Movie Review Dataset v1.0 (Maas et al., ACL 2011): the 50,000 labelled reviews with the official "
+    "25,000 train / 25,000 test split, balanced neg / pos. The canonical form is the aclImdb_v1.tar.gz archive of "
+    "one file per review; lstmkit reads the offline layout imdb/imdb_reviews.csv[.gz] (columns split, id, rating, "
+    "label, text; one row per aclImdb/{split}/{neg,pos}/{id}_{rating}.txt), whose sha256 is the one given here. "
+    "Build it from the archive and place it under LSTMKIT_DATA_DIR; the download of the archive itself does not "
+    "produce this file and fails the checksum",
+    "research use, no explicit license; cite Maas et al. (2011)",
+    (
+        DataFile(
+            "imdb_reviews.csv",
+            "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",
+            "6e681037d9cfaf62e351942e0ad813e54ce1d8c36ad1ef2b4181648a333c9611",
+        ),
+    ),
+)

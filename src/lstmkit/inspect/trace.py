@@ -1,0 +1,204 @@
+"""Per-step LSTM activations of a trained run on a user's text, as numpy arrays with named dimensions.
+
+Owns loading a run for inspection (which run types are supported and how their text becomes LSTM inputs)
+and the Trace container; features, saturation and the HTML page are in the neighbouring modules.
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from ..errors import LstmkitError
+from ..nn import LSTM
+from ..train.runs import read_json
+
+_log = logging.getLogger(__name__)
+
+MAX_TOKENS = 20_000  # the reference path runs one step at a time; longer texts take minutes
+QUANTITIES = {
+    "c": "cell state",
+    "h": "hidden state",
+    "i": "input gate",
+    "f": "forget gate",
+    "o": "output gate",
+    "g": "candidate",
+}
+
+
+@dataclass
+class Subject:
+    """What inspect needs from a run, whatever its task.
+
+    Attributes:
+        task: the run's task name (config.json "task").
+        path: the run folder, or None for a model given in memory.
+        lstm: the recurrent stack to trace.
+        tokenize: text -> the tokens the model reads (characters for a character model).
+        to_inputs: text -> the LSTM's inputs (1, T, I), e.g. embedded character ids.
+    """
+
+    task: str
+    path: Path | None
+    lstm: LSTM
+    tokenize: Callable[[str], list[str]]
+    to_inputs: Callable[[str], Tensor]
+
+
+def _from_language_model(task: str, path: Path | None, model: Any, vocab: Any) -> Subject:
+    """A Subject from a LanguageModel (``.encoder.embedding``, ``.encoder.rnn``) and a CharVocab."""
+    rnn = model.encoder.rnn
+    if not isinstance(rnn, LSTM):
+        where = f"the run in {path}" if path is not None else "this model"
+        raise LstmkitError(
+            f"inspect shows LSTM gates and cell states, but {where} uses a {type(rnn).__name__}; "
+            "train it with --cell lstm"
+        )
+
+    def to_inputs(text: str) -> Tensor:
+        unknown = vocab.unknown(text)
+        if unknown:
+            _log.warning("%d character(s) unseen in training read as 'unknown': %r", len(unknown), "".join(unknown))
+        return model.encoder.embedding(vocab.encode(text)[None])        # (1, T, E)
+
+    return Subject(task, path, rnn, lambda text: list(vocab.prepare(text)), to_inputs)
+
+
+def _from_classifier(path: Path | None, clf: Any) -> Subject:
+    """A Subject from a word-level text classifier (``.model.encoder``, ``.vectorizer``); tokens are words."""
+    rnn = clf.model.encoder.rnn
+    if not isinstance(rnn, LSTM):
+        where = f"the run in {path}" if path is not None else "this model"
+        raise LstmkitError(
+            f"inspect shows LSTM gates and cell states, but {where} uses a {type(rnn).__name__}; "
+            "train it with --cell lstm"
+        )
+
+    def to_inputs(text: str) -> Tensor:
+        return clf.model.encoder.embedding(torch.tensor([clf.vectorizer.encode_one(text)]))  # (1, T, E)
+
+    return Subject("classify", path, rnn, lambda text: clf.vectorizer.tokens(text) or ["<oov>"], to_inputs)
+
+
+def _load_textgen(path: Path) -> Subject:
+    from .. import textgen
+
+    gen = textgen.load(path)
+    return _from_language_model("textgen", path, gen.model, gen.vocab)
+
+
+def _load_classify(path: Path) -> Subject:
+    from .. import classify
+
+    return _from_classifier(path, classify.load(path))
+
+
+# run type (config.json "task") -> loader; language-model runs plug in here with register_loader
+LOADERS: dict[str, Callable[[Path], Subject]] = {"textgen": _load_textgen, "classify": _load_classify}
+
+
+def register_loader(task: str, loader: Callable[[Path], Subject]) -> None:
+    """Lets ``inspect`` read the runs of another task: ``loader(folder) -> Subject``."""
+    LOADERS[task] = loader
+
+
+def load_subject(run: Any) -> Subject:
+    """A Subject from a run folder (any registered task), a loaded TextGenerator or a loaded Classifier."""
+    if isinstance(run, Subject):
+        return run
+    if not isinstance(run, (str, Path)):
+        if hasattr(run, "model") and hasattr(run, "vocab"):
+            return _from_language_model("textgen", getattr(run, "path", None), run.model, run.vocab)
+        if hasattr(run, "model") and hasattr(run, "vectorizer"):
+            return _from_classifier(getattr(run, "path", None), run)
+        raise LstmkitError(f"cannot inspect a {type(run).__name__}; give a run folder or a loaded model")
+    path = Path(run)
+    if not path.is_dir():
+        raise LstmkitError(f"run folder not found: {path}")
+    config = read_json(path / "config.json", "config.json") if (path / "config.json").is_file() else None
+    if not isinstance(config, dict):
+        raise LstmkitError(f"{path} is not an lstmkit run folder (no config.json)")
+    task = config.get("task")
+    if task not in LOADERS:
+        raise LstmkitError(
+            f"inspect cannot read {task!r} runs yet; it reads runs of: {', '.join(sorted(LOADERS))}"
+        )
+    cell = config.get("model", {}).get("cell", "lstm") if isinstance(config.get("model"), dict) else "lstm"
+    if cell != "lstm":
+        raise LstmkitError(
+            f"inspect shows LSTM gates and cell states, but the run in {path} uses a {cell.upper()}; "
+            "train it with --cell lstm"
+        )
+    return LOADERS[task](path)
+
+
+@dataclass
+class Trace:
+    """Every layer's gates and states at every step of one text.
+
+    Attributes:
+        tokens: the T tokens read (characters for a character model).
+        values: quantity -> array (L, D, T, H) = (layer, direction, time, unit); quantities "i", "f", "o"
+            (gates), "g" (candidate), "c" (cell state) and "h" (o * tanh(c), before any projection).
+        dims: the names of the array dimensions.
+    """
+
+    tokens: list[str]
+    values: dict[str, np.ndarray]
+    dims: tuple[str, ...] = field(default=("layer", "direction", "time", "unit"))
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self.values:
+            raise LstmkitError(f"unknown quantity {name!r}; choose one of: {', '.join(QUANTITIES)}")
+        return self.values[name]
+
+    @property
+    def shape(self) -> dict[str, int]:
+        """Size of each named dimension."""
+        return dict(zip(self.dims, self.values["c"].shape, strict=True))
+
+    def unit(self, name: str, layer: int, unit: int, direction: int = 0) -> np.ndarray:
+        """One unit's ``name`` over time, (T,)."""
+        return self[name][layer, direction, :, unit]
+
+    def to_frame(self, name: str, layer: int = 0, direction: int = 0) -> pd.DataFrame:
+        """``name`` of one layer as a DataFrame: rows are time steps (indexed by step and token), columns units."""
+        index = pd.MultiIndex.from_arrays([np.arange(len(self.tokens)), self.tokens], names=["time", "token"])
+        return pd.DataFrame(self[name][layer, direction], index=index)
+
+
+@torch.no_grad()
+def trace(run: Any, text: str) -> Trace:
+    """Runs a trained LSTM over ``text`` and records its gates and cell states at every step.
+
+    Args:
+        run: a run folder (str or Path), a loaded text generator (``lstmkit.textgen.load(...)``) or text
+            classifier (``lstmkit.classify.load(...)``).
+        text: what to read; T tokens (characters for a character model, words for a classifier), at most
+            MAX_TOKENS.
+
+    Returns:
+        A Trace with arrays of dimensions (layer, direction, time, unit).
+
+    Example:
+        >>> t = trace("runs/macbeth", "MACBETH. So foule and faire a day I have not seene.")
+        >>> t["f"].shape    # (layers, directions, characters, units)
+    """
+    subject = load_subject(run)
+    tokens = subject.tokenize(text)
+    if not tokens:
+        raise LstmkitError("the text to inspect is empty")
+    if len(tokens) > MAX_TOKENS:
+        raise LstmkitError(f"the text to inspect has {len(tokens)} tokens; the limit is {MAX_TOKENS}")
+    subject.lstm.eval()
+    x = subject.to_inputs(text)                                        # (1, T, I)
+    _, _, gates = subject.lstm.trace(x)                                 # each (L, D, 1, T, H)
+    values = {k: getattr(gates, k)[:, :, 0].float().numpy() for k in ("i", "f", "g", "o", "c")}  # (L, D, T, H)
+    values["h"] = values["o"] * np.tanh(values["c"])                    # (L, D, T, H)
+    return Trace(tokens, values)
