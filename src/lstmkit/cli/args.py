@@ -17,3 +17,40 @@ def positive_int(text: str) -> int:
     return value
 
 
+
+
+TRAINING_SETTINGS = (
+    "batch_size", "epochs", "max_steps", "max_time", "optimizer", "lr", "weight_decay", "lr_schedule", "patience",
+    "seed", "deterministic", "backend", "device", "quiet",
+)
+
+
+def add_training_arguments(
+    p: argparse.ArgumentParser, *, batch: str, epochs: str, lr: str, lr_schedule: str, patience: str
+) -> None:
+    """The training engine's options, shared by every `train` command; the strings give the task's defaults."""
+    p.add_argument("--batch-size", type=positive_int, help=f"{batch}")
+    p.add_argument("--epochs", type=positive_int, help=f"passes over the training data (default {epochs})")
+    p.add_argument("--max-steps", type=positive_int, help="stop after this many optimizer steps in the run")
+    p.add_argument("--max-time", type=float, help="stop after this many seconds of training (this invocation)")
+    p.add_argument("--optimizer", choices=("adam", "adamw", "rmsprop", "sgd"), help="(default adam)")
+    p.add_argument("--lr", type=float, help=f"learning rate (default {lr})")
+    p.add_argument("--weight-decay", type=float, help="(default 0)")
+    p.add_argument("--lr-schedule", choices=("constant", "cosine", "plateau"), help=f"(default {lr_schedule})")
+    p.add_argument("--patience", type=positive_int, help=f"early-stopping patience in epochs (default {patience})")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--deterministic", action="store_true", default=None, help="ask torch for deterministic kernels")
+    p.add_argument("--backend", choices=("auto", "torch", "reference"), help="recurrent backend (default auto)")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    p.add_argument("--quiet", action="store_true", default=None, help="no progress bar or per-epoch log")
+    p.add_argument("--dry-run", action="store_true", help="train for 2 steps only, to check the set-up")
+
+
+def training_settings(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
+    """The settings given on the command line (unset ones left to the task), ``names`` plus the engine's;
+    ``--dry-run`` caps the run at 2 steps."""
+    settings = {n: getattr(args, n) for n in (*names, *TRAINING_SETTINGS) if getattr(args, n, None) is not None}
+    if getattr(args, "dry_run", False):
+        settings |= {"max_steps": 2, "epochs": 1}
+    return settings

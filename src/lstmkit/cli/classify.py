@@ -5,13 +5,11 @@ import json
 import sys
 
 from ..errors import LstmkitError
-from .args import positive_int
+from .args import add_training_arguments, positive_int, training_settings
 
 _TRAIN_SETTINGS = (
     "text_col", "label_col", "max_tokens", "vocab_size", "val_fraction", "test_fraction", "cv_folds", "baseline",
-    "cell", "embed_dim", "hidden_size", "num_layers", "bidirectional", "pooling", "dropout", "batch_size", "epochs",
-    "max_steps", "max_time", "optimizer", "lr", "lr_schedule", "patience", "seed", "deterministic", "backend",
-    "device", "quiet",
+    "cell", "embed_dim", "hidden_size", "num_layers", "bidirectional", "pooling", "dropout",
 )
 
 
@@ -44,21 +42,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="read the text both ways (default on)")
     t.add_argument("--pooling", choices=("last", "max", "mean", "attention"), help="over the outputs (default max)")
     t.add_argument("--dropout", type=float, help="on embeddings, between layers and before the head (default 0.4)")
-    t.add_argument("--batch-size", type=positive_int, help="texts per batch (default 32)")
-    t.add_argument("--epochs", type=positive_int, help="passes over the training texts (default 4)")
-    t.add_argument("--max-steps", type=positive_int, help="stop after this many optimizer steps")
-    t.add_argument("--max-time", type=float, help="stop training after this many seconds")
-    t.add_argument("--optimizer", choices=("adam", "adamw", "rmsprop", "sgd"), help="(default adam)")
-    t.add_argument("--lr", type=float, help="learning rate (default 0.002)")
-    t.add_argument("--lr-schedule", choices=("constant", "cosine", "plateau"), help="(default constant)")
-    t.add_argument("--patience", type=positive_int, help="early-stopping patience in epochs (default 2)")
-    t.add_argument("--seed", type=int, help="random seed (default 0)")
-    t.add_argument("--deterministic", action="store_true", default=None, help="ask torch for deterministic kernels")
-    t.add_argument("--backend", choices=("auto", "torch", "reference"), help="recurrent backend (default auto)")
-    t.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto)")
-    t.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
-    t.add_argument("--quiet", action="store_true", default=None, help="no progress bar or per-epoch log")
-    t.add_argument("--dry-run", action="store_true", help="train for 2 steps only, to check the set-up")
+    add_training_arguments(
+        t, batch="texts per batch (default 32)", epochs="4", lr="0.002", lr_schedule="constant",
+        patience="2",
+    )
     t.set_defaults(run=_train)
 
     p = classify.add_parser("predict", help="label texts with a trained run; one JSON line per text")
@@ -73,9 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _train(args: argparse.Namespace) -> int:
     from .. import classify
 
-    settings = {n: getattr(args, n) for n in _TRAIN_SETTINGS if getattr(args, n) is not None}
-    if args.dry_run:
-        settings |= {"max_steps": 2, "epochs": 1}
+    settings = training_settings(args, _TRAIN_SETTINGS)
     if args.data is None and args.csv is None and args.dir is None:
         raise LstmkitError("give the labelled texts with --data NAME, --csv FILE or --dir FOLDER")
     if (args.test_csv and not args.csv) or (args.test_dir and not args.dir):

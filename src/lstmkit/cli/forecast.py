@@ -7,14 +7,12 @@ import tempfile
 from pathlib import Path
 
 from ..errors import LstmkitError
-from .args import positive_int
+from .args import add_training_arguments, positive_int, training_settings
 
 SETTINGS = (
     "target", "features", "time_col", "lookback", "horizon", "split", "val_fraction", "test_fraction", "season",
     "fill", "categorical", "scaler", "patch_len", "channel_independent", "revin", "autoregressive",
     "cell", "embed_dim", "hidden_size", "num_layers", "dropout", "bidirectional",
-    "batch_size", "epochs", "max_steps", "max_time", "optimizer", "lr", "weight_decay", "lr_schedule", "patience",
-    "seed", "deterministic", "device", "quiet",
 )
 
 
@@ -45,21 +43,10 @@ def _add_training_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-layers", type=positive_int, help="stacked layers (default 1)")
     p.add_argument("--dropout", type=float, help="dropout between layers and before the head (default 0)")
     p.add_argument("--bidirectional", action="store_true", default=None, help="bidirectional encoder")
-    p.add_argument("--batch-size", type=positive_int, help="windows per batch (default 32)")
-    p.add_argument("--epochs", type=positive_int, help="passes over the training windows (default 100)")
-    p.add_argument("--max-steps", type=positive_int, help="stop after this many optimizer steps")
-    p.add_argument("--max-time", type=float, help="stop after this many seconds of training")
-    p.add_argument("--optimizer", choices=("adam", "adamw", "rmsprop", "sgd"), help="(default adam)")
-    p.add_argument("--lr", type=float, help="learning rate (default 0.001)")
-    p.add_argument("--weight-decay", type=float, help="(default 0)")
-    p.add_argument("--lr-schedule", choices=("constant", "cosine", "plateau"), help="(default constant)")
-    p.add_argument("--patience", type=positive_int, help="early-stopping patience in epochs (default 10)")
-    p.add_argument("--seed", type=int, help="random seed (default 0)")
-    p.add_argument("--deterministic", action="store_true", default=None, help="ask torch for deterministic kernels")
-    p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
-    p.add_argument("--quiet", action="store_true", default=None, help="no progress bar or per-epoch log")
-    p.add_argument("--dry-run", action="store_true", help="train for 2 steps only, to check the set-up")
+    add_training_arguments(
+        p, batch="windows per batch (default 32)", epochs="100", lr="0.001", lr_schedule="constant",
+        patience="10",
+    )
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -81,9 +68,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _common(args: argparse.Namespace) -> tuple[dict, str]:
-    settings = {n: getattr(args, n) for n in SETTINGS if getattr(args, n) is not None}
-    if args.dry_run:
-        settings |= {"max_steps": 2, "epochs": 1}
+    settings = training_settings(args, SETTINGS)
     if args.csv is None and args.data is None:
         raise LstmkitError("give the series with --csv FILE or --data NAME")
     stem = Path(args.csv or args.data).name.split(".")[0]

@@ -4,7 +4,7 @@ import argparse
 import sys
 
 from ..errors import LstmkitError
-from .args import positive_int
+from .args import add_training_arguments, positive_int, training_settings
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -25,22 +25,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--num-layers", type=positive_int, help="stacked layers (default 2)")
     t.add_argument("--dropout", type=float, help="dropout between layers and before the output (default 0.2)")
     t.add_argument("--recurrent-dropout", type=float, help="variational dropout inside the recurrence")
-    t.add_argument("--batch-size", type=positive_int, help="windows per batch (default 32)")
-    t.add_argument("--epochs", type=positive_int, help="passes over the training text (default 40)")
-    t.add_argument("--max-steps", type=positive_int, help="stop after this many optimizer steps in the run")
-    t.add_argument("--max-time", type=float, help="stop after this many seconds of training (this invocation)")
-    t.add_argument("--optimizer", choices=("adam", "adamw", "rmsprop", "sgd"), help="(default adam)")
-    t.add_argument("--lr", type=float, help="learning rate (default 0.003)")
-    t.add_argument("--lr-schedule", choices=("constant", "cosine", "plateau"), help="(default cosine)")
-    t.add_argument("--patience", type=positive_int, help="early-stopping patience in epochs (default 4)")
-    t.add_argument("--seed", type=int, help="random seed (default 0)")
-    t.add_argument("--deterministic", action="store_true", default=None, help="ask torch for deterministic kernels")
-    t.add_argument("--backend", choices=("auto", "torch", "reference"), help="recurrent backend (default auto)")
-    t.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto)")
+    add_training_arguments(
+        t, batch="windows per batch (default 32)", epochs="40", lr="0.003", lr_schedule="cosine",
+        patience="4",
+    )
     t.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
-    t.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
-    t.add_argument("--quiet", action="store_true", default=None, help="no progress bar or per-epoch log")
-    t.add_argument("--dry-run", action="store_true", help="train for 2 steps only, to check the set-up")
     t.set_defaults(run=_textgen_train)
 
     s = textgen.add_parser("sample", help="generate text from a trained run, streamed as it is produced")
@@ -56,14 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _textgen_train(args: argparse.Namespace) -> int:
     from .. import textgen
 
-    names = (
-        "seq_len", "val_fraction", "lowercase", "cell", "embed_dim", "hidden_size", "num_layers", "dropout",
-        "recurrent_dropout", "batch_size", "epochs", "max_steps", "max_time", "optimizer", "lr", "lr_schedule",
-        "patience", "seed", "deterministic", "backend", "device", "quiet",
-    )
-    settings = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
-    if args.dry_run:
-        settings |= {"max_steps": 2, "epochs": 1}
+    names = ("seq_len", "val_fraction", "lowercase", "cell", "embed_dim", "hidden_size", "num_layers", "dropout",
+             "recurrent_dropout")
+    settings = training_settings(args, names)
     if args.resume:
         gen = textgen.train(out=args.out, resume=True, **settings)
     else:
