@@ -51,15 +51,20 @@ class Subject:
     to_inputs: Callable[[str], Tensor]
 
 
-def _from_language_model(task: str, path: Path | None, model: Any, vocab: Any) -> Subject:
-    """A Subject from a LanguageModel (``.encoder.embedding``, ``.encoder.rnn``) and a CharVocab."""
-    rnn = model.encoder.rnn
+def _require_lstm(rnn: Any, path: Path | None) -> None:
+    """Traces need gates: refuse GRU and plain RNN stacks, naming the run."""
     if not isinstance(rnn, LSTM):
         where = f"the run in {path}" if path is not None else "this model"
         raise LstmkitError(
             f"inspect shows LSTM gates and cell states, but {where} uses a {type(rnn).__name__}; "
             "train it with --cell lstm"
         )
+
+
+def _from_language_model(task: str, path: Path | None, model: Any, vocab: Any) -> Subject:
+    """A Subject from a LanguageModel (``.encoder.embedding``, ``.encoder.rnn``) and a CharVocab."""
+    rnn = model.encoder.rnn
+    _require_lstm(rnn, path)
 
     def to_inputs(text: str) -> Tensor:
         unknown = vocab.unknown(text)
@@ -73,12 +78,7 @@ def _from_language_model(task: str, path: Path | None, model: Any, vocab: Any) -
 def _from_classifier(path: Path | None, clf: Any) -> Subject:
     """A Subject from a word-level text classifier (``.model.encoder``, ``.vectorizer``); tokens are words."""
     rnn = clf.model.encoder.rnn
-    if not isinstance(rnn, LSTM):
-        where = f"the run in {path}" if path is not None else "this model"
-        raise LstmkitError(
-            f"inspect shows LSTM gates and cell states, but {where} uses a {type(rnn).__name__}; "
-            "train it with --cell lstm"
-        )
+    _require_lstm(rnn, path)
 
     def to_inputs(text: str) -> Tensor:
         return clf.model.encoder.embedding(torch.tensor([clf.vectorizer.encode_one(text)]))  # (1, T, E)
