@@ -13,14 +13,25 @@ def test_auto_picks_torch_when_it_can():
     assert select("auto", LSTM(3, 4).spec, device=CPU, training=True).NAME == "torch"
 
 
-def test_auto_falls_back_to_reference_and_logs_once(caplog):
+def test_auto_falls_back_to_fused_and_logs_once(caplog):
     _fallbacks_logged.clear()
     spec = LSTM(3, 4, recurrent_dropout=0.2).spec
     with caplog.at_level(logging.INFO, logger="lstmkit"):
         for _ in range(3):
-            assert select("auto", spec, device=CPU, training=True).NAME == "reference"
+            assert select("auto", spec, device=CPU, training=True).NAME == "fused"
     messages = [r.getMessage() for r in caplog.records]
     assert messages == ["backend 'auto': torch.nn kernels have no recurrent dropout; falling back from 'torch'"]
+
+
+def test_auto_falls_back_to_reference_where_nothing_else_runs(caplog):
+    _fallbacks_logged.clear()
+    spec = LSTM(3, 4, recurrent_dropout=0.2, proj_size=2).spec
+    with caplog.at_level(logging.INFO, logger="lstmkit"):
+        assert select("auto", spec, device=CPU, training=True).NAME == "reference"
+    assert [r.getMessage() for r in caplog.records] == [
+        "backend 'auto': torch.nn kernels have no recurrent dropout; falling back from 'torch'",
+        "backend 'auto': the fused backend has no projection (proj_size); falling back from 'fused'",
+    ]
 
 
 def test_auto_uses_torch_for_recurrent_dropout_in_eval_mode():
@@ -38,4 +49,4 @@ def test_named_backend_that_cannot_run_raises():
 def test_unknown_backend_is_refused_at_construction():
     with pytest.raises(LstmkitError) as err:
         LSTM(3, 4, backend="cudnn-magic")
-    assert str(err.value) == "unknown backend 'cudnn-magic'; choose one of: auto, torch, reference"
+    assert str(err.value) == "unknown backend 'cudnn-magic'; choose one of: auto, torch, fused, reference"

@@ -13,12 +13,13 @@ import logging
 from types import ModuleType
 
 import torch
+from torch import Tensor
 
 from ..errors import LstmkitError
-from . import reference, torch_nn
+from . import fused, reference, torch_nn
 from .spec import StackSpec
 
-BACKENDS: dict[str, ModuleType] = {m.NAME: m for m in (torch_nn, reference)}
+BACKENDS: dict[str, ModuleType] = {m.NAME: m for m in (torch_nn, fused, reference)}
 BACKEND_NAMES = ("auto", *BACKENDS)
 
 _log = logging.getLogger(__name__)
@@ -51,3 +52,20 @@ def select(name: str, spec: StackSpec, *, device: torch.device, training: bool) 
             _fallbacks_logged.add(message)
             _log.info(message)
     raise AssertionError("the reference backend runs every configuration")
+
+
+def select_trace(name: str, spec: StackSpec, *, device: torch.device, training: bool) -> ModuleType:
+    """The backend that records gate traces: the fused one where it runs (and is allowed), else the reference."""
+    check_name(name)
+    if name in ("auto", fused.NAME) and fused.unsupported(spec, device=device, training=training) is None:
+        return fused
+    return reference
+
+
+def select_step(name: str, spec: StackSpec, x: Tensor, *, training: bool) -> ModuleType | None:
+    """The backend that runs one step of the whole stack in one call (fused), or None: then LSTM.step runs
+    ``forward`` on a one-step sequence."""
+    check_name(name)
+    if name in ("auto", fused.NAME) and fused.step_unsupported(spec, x, training) is None:
+        return fused
+    return None

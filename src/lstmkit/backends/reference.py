@@ -1,14 +1,15 @@
 """The reference backend: a readable Python loop over core.step, one time step at a time.
 
-It supports every feature (masks, both directions, projection, recurrent dropout, gate traces) and is the
-oracle the conformance suite holds every other backend to. It is slow by design.
+It supports every feature (masks, both directions, projection, recurrent dropout, zoneout, layer
+normalisation, gate traces) and is the oracle the conformance suite holds every other backend to.
+It is slow by design.
 """
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from ..core.step import CellWeights, gru_step, lstm_step, rnn_tanh_step
+from ..core.step import CellWeights, Zoneout, gru_step, lstm_step, rnn_tanh_step
+from . import masks
 from .spec import StackSpec
 
 NAME = "reference"
@@ -17,13 +18,6 @@ NAME = "reference"
 def unsupported(spec: StackSpec, *, device: torch.device, training: bool) -> str | None:
     """Why this backend cannot run the configuration, or None (the reference runs everything)."""
     return None
-
-
-def _recurrent_mask(spec: StackSpec, batch: int, like: Tensor, training: bool) -> Tensor | None:
-    if not training or spec.recurrent_dropout == 0.0:
-        return None
-    keep = 1.0 - spec.recurrent_dropout
-    return torch.bernoulli(like.new_full((batch, spec.output_size), keep)) / keep  # (B, H or P)
 
 
 def _run_direction(
@@ -38,12 +32,15 @@ def _run_direction(
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Runs one layer in one direction. x (B, T, I); state of (B, H or P) [and (B, H)]; mask (B, T) or None."""
     batch, steps, _ = x.shape
-    rec_mask = _recurrent_mask(spec, batch, x, training)
+    rec_mask, zoneout = masks.draw(spec, batch, steps, x, training)
     ys: list[Tensor | None] = [None] * steps
     gate_steps: list[tuple[Tensor, ...] | None] = [None] * steps
     for t in reversed(range(steps)) if reverse else range(steps):
         if spec.mode == "lstm":
-            h, c, gates = lstm_step(x[:, t], state[0], state[1], w, rec_mask)
+            zone = None
+            if zoneout is not None:
+                zone = Zoneout(*(k if isinstance(k, float) else k[t] for k in zoneout))
+            h, c, gates = lstm_step(x[:, t], state[0], state[1], w, rec_mask, zone)
             new_state: tuple[Tensor, ...] = (h, c)
             gate_steps[t] = (*gates, c)
         elif spec.mode == "gru":
@@ -115,6 +112,6 @@ def run(
             finals.append(final)
         layer_input = torch.cat(outputs, dim=-1)                                  # (B, T, D*(H or P))
         if training and spec.dropout > 0 and layer < spec.num_layers - 1:
-            layer_input = F.dropout(layer_input, spec.dropout, training=True)
+            layer_input = layer_input * masks.layer_dropout(spec, layer_input.shape, x)
     final_state = tuple(torch.stack([f[k] for f in finals], dim=0) for k in range(len(state)))
     return layer_input, final_state

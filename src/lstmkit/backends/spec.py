@@ -21,6 +21,9 @@ class StackSpec:
         proj_size: P > 0 projects h to P units (LSTM only); 0 for none.
         recurrent_dropout: variational dropout on h_prev inside the recurrence (training only), one mask
             per sequence, layer and direction, as Gal and Ghahramani (2016) and Keras's recurrent_dropout.
+        zoneout: LSTM only; probability that a unit keeps its previous cell and hidden value at a step
+            (Krueger et al., 2016); masks while training, the expectation in evaluation.
+        layer_norm: LSTM only; layer-normalised gates and cell (Ba et al., 2016), see core.step.lstm_step.
     """
 
     mode: str
@@ -32,6 +35,8 @@ class StackSpec:
     bidirectional: bool = False
     proj_size: int = 0
     recurrent_dropout: float = 0.0
+    zoneout: float = 0.0
+    layer_norm: bool = False
 
     @property
     def num_directions(self) -> int:

@@ -19,6 +19,10 @@ def unsupported(spec: StackSpec, *, device: torch.device, training: bool) -> str
     """Why torch's kernels cannot run the configuration, or None."""
     if training and spec.recurrent_dropout > 0:
         return "torch.nn kernels have no recurrent dropout"
+    if spec.zoneout > 0:
+        return "torch.nn kernels have no zoneout"
+    if spec.layer_norm:
+        return "torch.nn kernels have no layer normalisation"
     return None
 
 

@@ -8,6 +8,8 @@ Gates follow PyTorch's order along the 4H axis: input i, forget f, candidate g, 
 (Keras uses the same order, calling the candidate "c").
 """
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -40,12 +42,15 @@ def output_gate(pre_o: Tensor) -> Tensor:
     return torch.sigmoid(pre_o)
 
 
-def lstm_pointwise(pre: Tensor, c_prev: Tensor) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor, Tensor, Tensor]]:
+def lstm_pointwise(
+    pre: Tensor, c_prev: Tensor, cell_norm: Callable[[Tensor], Tensor] | None = None
+) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor, Tensor, Tensor]]:
     """The elementwise half of an LSTM step.
 
     Args:
         pre: gate pre-activations W_ih x + b_ih + W_hh h_prev + b_hh, shape (B, 4H).
         c_prev: previous cell state, shape (B, H).
+        cell_norm: optional normalisation of c before its tanh (the layer-normalised LSTM).
 
     Returns:
         h (B, H), c (B, H) and the activated gates (i, f, g, o), each (B, H).
@@ -56,5 +61,5 @@ def lstm_pointwise(pre: Tensor, c_prev: Tensor) -> tuple[Tensor, Tensor, tuple[T
     g = candidate(pre_g)                             # (B, H)
     o = output_gate(pre_o)                           # (B, H)
     c = f * c_prev + i * g                           # (B, H)
-    h = o * torch.tanh(c)                            # (B, H)
+    h = o * torch.tanh(c if cell_norm is None else cell_norm(c))  # (B, H)
     return h, c, (i, f, g, o)

@@ -38,3 +38,13 @@ class SequenceEncoder(nn.Module):
         if self.embedding is not None:
             x = self.embedding(x)                     # (B, T, E)
         return self.rnn(x, state, lengths)            # (B, T, D*H)
+
+    def step(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        """One step: ids (B,) or features (B, I) -> the top layer's output (B, H) and the new state. An LSTM
+        runs the whole stack in one call (LSTM.step); GRU and RNN stacks run a sequence of one step."""
+        if self.embedding is not None:
+            x = self.embedding(x)                     # (B, E)
+        if isinstance(self.rnn, LSTM) and not self.rnn.spec.bidirectional:
+            return self.rnn.step(x, state)
+        y, state = self.rnn(x.unsqueeze(1), state)
+        return y[:, 0], state

@@ -19,6 +19,11 @@ class LanguageModel(nn.Module):
         y, state = self.encoder(ids, state)   # (B, T, D*H)
         return self.head(y), state            # (B, T, V)
 
+    def step(self, ids: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        """One token per sequence, for generation: ids (B,) -> (logits (B, V), state)."""
+        h, state = self.encoder.step(ids, state)  # (B, D*H)
+        return self.head(h), state
+
 
 def build_language_model(config: ModelConfig, vocab_size: int) -> LanguageModel:
     encoder = SequenceEncoder(config, vocab_size=vocab_size)

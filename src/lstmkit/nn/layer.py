@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..backends import check_name, reference, select
+from ..backends import check_name, select, select_step, select_trace
 from ..backends.spec import StackSpec
 from ..core import init
 from ..core.step import CellWeights
@@ -22,7 +22,7 @@ _log = logging.getLogger(__name__)
 
 @dataclass
 class LSTMTrace:
-    """Per-step activations of every LSTM layer and direction, from the reference path.
+    """Per-step activations of every LSTM layer and direction.
 
     Each field has dimensions (layer, direction, batch, time, hidden) = (L, D, B, T, H); padded steps are 0.
     ``i``, ``f``, ``o`` are the input, forget and output gates, ``g`` the candidate and ``c`` the cell state.
@@ -51,16 +51,20 @@ class _RecurrentStack(nn.Module):
         bidirectional: bool = False,
         proj_size: int = 0,
         recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
+        layer_norm: bool = False,
         backend: str = "auto",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        _check_args(self.mode, input_size, hidden_size, num_layers, dropout, proj_size, recurrent_dropout)
+        _check_args(
+            self.mode, input_size, hidden_size, num_layers, dropout, proj_size, recurrent_dropout, zoneout, layer_norm
+        )
         check_name(backend)
         self.spec = StackSpec(
             self.mode, input_size, hidden_size, num_layers, bias, dropout, bidirectional, proj_size,
-            recurrent_dropout,
+            recurrent_dropout, zoneout, layer_norm,
         )
         self.batch_first = batch_first
         self.backend = backend
@@ -78,6 +82,13 @@ class _RecurrentStack(nn.Module):
                     shapes |= {"bias_ih": (gate_size,), "bias_hh": (gate_size,)}
                 if proj_size > 0:
                     shapes["weight_hr"] = (proj_size, hidden_size)
+                if layer_norm:
+                    shapes |= {
+                        "ln_ih_weight": (gate_size,),
+                        "ln_hh_weight": (gate_size,),
+                        "ln_c_weight": (hidden_size,),
+                        "ln_c_bias": (hidden_size,),
+                    }
                 for role, shape in shapes.items():
                     self.register_parameter(role + sfx, nn.Parameter(torch.empty(shape, **factory)))
                 self._weight_names.append({role: role + sfx for role in shapes})
@@ -92,8 +103,11 @@ class _RecurrentStack(nn.Module):
     dropout = property(lambda self: self.spec.dropout)
 
     def reset_parameters(self) -> None:
-        for p in self.parameters():
-            init.uniform_(p, self.spec.hidden_size)
+        for name, p in self.named_parameters():
+            if name.startswith("ln_"):
+                nn.init.constant_(p, 0.0 if "_bias" in name else 1.0)  # layer norms start as the identity
+            else:
+                init.uniform_(p, self.spec.hidden_size)
 
     def cell_weights(self) -> list[CellWeights]:
         """The parameters of each layer and direction, index layer * D + direction."""
@@ -101,7 +115,10 @@ class _RecurrentStack(nn.Module):
         for names in self._weight_names:
             p = {role: getattr(self, name) for role, name in names.items()}
             weights.append(
-                CellWeights(p["weight_ih"], p["weight_hh"], p.get("bias_ih"), p.get("bias_hh"), p.get("weight_hr"))
+                CellWeights(
+                    p["weight_ih"], p["weight_hh"], p.get("bias_ih"), p.get("bias_hh"), p.get("weight_hr"),
+                    p.get("ln_ih_weight"), p.get("ln_hh_weight"), p.get("ln_c_weight"), p.get("ln_c_bias"),
+                )
             )
         return weights
 
@@ -180,7 +197,7 @@ class _RecurrentStack(nn.Module):
     def extra_repr(self) -> str:
         s = self.spec
         text = f"{s.input_size}, {s.hidden_size}, num_layers={s.num_layers}, backend={self.backend!r}"
-        for field in ("dropout", "bidirectional", "proj_size", "recurrent_dropout"):
+        for field in ("dropout", "bidirectional", "proj_size", "recurrent_dropout", "zoneout", "layer_norm"):
             if getattr(s, field):
                 text += f", {field}={getattr(s, field)}"
         return text
@@ -200,9 +217,12 @@ class LSTM(_RecurrentStack):
         bidirectional: run a second layer in reverse time and concatenate the outputs.
         proj_size: P > 0 adds a projection of h to P units (as torch.nn.LSTM).
         recurrent_dropout: variational dropout on h inside the recurrence, while training.
+        zoneout: probability that each unit keeps its previous cell and hidden value at a step, while
+            training (Krueger et al., 2016); evaluation mixes the previous and new values in that proportion.
+        layer_norm: layer-normalised gates and cell (Ba et al., 2016), with gains ``ln_*_weight``.
         unit_forget_bias: initialise the forget-gate bias to 1 and the other biases to 0 (Keras's
             default); False keeps torch's uniform biases.
-        backend: "auto" (fastest that runs the configuration), "torch" or "reference".
+        backend: "auto" (the fastest that runs the configuration), "fused", "torch" or "reference".
 
     Example:
         >>> lstm = LSTM(8, 32, num_layers=2)
@@ -221,13 +241,38 @@ class LSTM(_RecurrentStack):
             for w in self.cell_weights():
                 init.lstm_bias_(w.b_ih, w.b_hh)
 
+    def step(self, x: Tensor, state: LSTMState | None = None) -> tuple[Tensor, LSTMState]:
+        """One time step of the whole stack, for generation and live forecasting.
+
+        Args:
+            x: (B, I), this step's input. state: the state after the previous step (zeros when None).
+
+        Returns:
+            the top layer's h (B, H) and the new state. Without gradients, in evaluation mode, on the
+            CPU, this is one call into compiled code for the whole stack (backend "auto" or "fused");
+            otherwise it runs ``forward`` on a sequence of one step.
+        """
+        if x.dim() != 2:
+            raise LstmkitError(f"LSTM.step expects input of 2 dimensions (batch, features), got {tuple(x.shape)}")
+        if self.spec.bidirectional:
+            raise LstmkitError("LSTM.step needs a unidirectional stack: a reverse direction needs the whole sequence")
+        seq, tensors, _, _ = self._prepare(x.unsqueeze(1) if self.batch_first else x.unsqueeze(0), state, None)
+        stepper = select_step(self.backend, self.spec, seq[:, 0], training=self.training)
+        if stepper is None:
+            y, final = self.forward(seq, LSTMState(*tensors))
+            return y[:, 0], final
+        h, c = stepper.step(self.spec, seq[:, 0], tensors, self.cell_weights())
+        return h[-1], LSTMState(h, c)
+
     def trace(
         self, x: Tensor, state: LSTMState | None = None, lengths: Tensor | None = None
     ) -> tuple[Tensor, LSTMState, LSTMTrace]:
-        """Like forward, always on the reference backend, also returning every gate at every step."""
+        """Like forward, also returning every gate at every step (fused backend where it runs, else the
+        reference)."""
         x, tensors, lengths, unbatched = self._prepare(x, state, lengths)
         record: dict[str, list[Tensor]] = {k: [] for k in ("i", "f", "g", "o", "c")}
-        y, final = reference.run(self.spec, x, tensors, self.cell_weights(), lengths, self.training, record)
+        backend = select_trace(self.backend, self.spec, device=x.device, training=self.training)
+        y, final = backend.run(self.spec, x, tensors, self.cell_weights(), lengths, self.training, record)
         shape = (self.spec.num_layers, self.spec.num_directions)
         gathered = {k: torch.stack(v).unflatten(0, shape) for k, v in record.items()}  # (L, D, B, T, H)
         y, final_state = self._finish(y, final, unbatched)
@@ -248,15 +293,16 @@ class RNN(_RecurrentStack):
 
 def _check_args(
     mode: str, input_size: int, hidden_size: int, num_layers: int, dropout: float, proj_size: int,
-    recurrent_dropout: float,
+    recurrent_dropout: float, zoneout: float, layer_norm: bool,
 ) -> None:
     for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
         if not isinstance(value, int) or value < 1:
             raise LstmkitError(f"{name} must be a positive integer, got {value!r}")
-    for name, value in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+    for name, value in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout), ("zoneout", zoneout)):
         if not 0.0 <= value < 1.0:
             raise LstmkitError(f"{name} must be in [0, 1), got {value}")
     if proj_size < 0 or (proj_size != 0 and proj_size >= hidden_size):
         raise LstmkitError(f"proj_size must be 0 or between 1 and hidden_size - 1, got {proj_size}")
-    if proj_size and mode != "lstm":
-        raise LstmkitError("proj_size is only available for LSTM")
+    for name, value in (("proj_size", proj_size), ("zoneout", zoneout), ("layer_norm", layer_norm)):
+        if value and mode != "lstm":
+            raise LstmkitError(f"{name} is only available for LSTM")

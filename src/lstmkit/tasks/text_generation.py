@@ -198,7 +198,8 @@ class TextGenerator:
         for _ in range(length):
             k = self._pick(logits[0, -1], temperature, top_k, generator)
             yield self.vocab.chars[k]
-            logits, state = self.model(torch.tensor([[k]]), state)  # (1, 1, V)
+            step_logits, state = self.model.step(torch.tensor([k]), state)  # (1, V)
+            logits = step_logits[:, None]
 
     def sample(
         self, prime: str | None = None, length: int = 500, temperature: float = 1.0, top_k: int | None = None,

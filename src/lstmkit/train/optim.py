@@ -10,14 +10,20 @@ from ..config import TrainConfig
 
 
 def build_optimizer(params: Iterable[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimiser, in its fastest implementation: Adam and AdamW update every parameter in one fused
+    kernel (``fused=True``, CPU and CUDA), the others with one multi-tensor ("foreach") call per operation.
+    On the small models people train on CPUs the per-parameter loop of the default implementations costs
+    as much as the LSTM itself."""
     params = list(params)
+    decay = config.weight_decay
+    fused = all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params)
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=decay, fused=fused or None)
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=decay, fused=fused or None)
     if config.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=config.lr, weight_decay=config.weight_decay, momentum=0.0)
-    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+        return torch.optim.RMSprop(params, lr=config.lr, weight_decay=decay, momentum=0.0, foreach=True)
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=decay, foreach=True)
 
 
 def build_scheduler(

@@ -1,0 +1,41 @@
+"""The random masks of the regularised recurrences, drawn in one place so that every backend draws the
+same numbers from the same seed: per layer and direction, the recurrent-dropout mask, then the zoneout
+masks of c and of h."""
+
+import torch
+from torch import Tensor
+
+from ..core.step import Zoneout
+from .spec import StackSpec
+
+
+def recurrent_mask(spec: StackSpec, batch: int, like: Tensor, training: bool) -> Tensor | None:
+    """Variational dropout mask on h_prev, one per sequence, (B, H or P), scaled by 1 / keep; or None."""
+    if not training or spec.recurrent_dropout == 0.0:
+        return None
+    keep = 1.0 - spec.recurrent_dropout
+    return torch.bernoulli(like.new_full((batch, spec.output_size), keep)) / keep
+
+
+def zoneout_masks(spec: StackSpec, batch: int, steps: int, like: Tensor, training: bool) -> Zoneout | None:
+    """Per-step zoneout masks (1 = keep the previous value), keep_c (T, B, H) and keep_h (T, B, H or P)
+    while training; the keep probability itself in evaluation; None without zoneout."""
+    if spec.zoneout == 0.0:
+        return None
+    if not training:
+        return Zoneout(spec.zoneout, spec.zoneout)
+    keep_c = torch.bernoulli(like.new_full((steps, batch, spec.hidden_size), spec.zoneout))
+    keep_h = torch.bernoulli(like.new_full((steps, batch, spec.output_size), spec.zoneout))
+    return Zoneout(keep_c, keep_h)
+
+
+def draw(spec: StackSpec, batch: int, steps: int, like: Tensor, training: bool) -> tuple[Tensor | None, Zoneout | None]:
+    """The masks of one layer and direction, in the order every backend draws them."""
+    rec = recurrent_mask(spec, batch, like, training)
+    return rec, zoneout_masks(spec, batch, steps, like, training)
+
+
+def layer_dropout(spec: StackSpec, shape: tuple[int, int, int], like: Tensor) -> Tensor:
+    """Dropout mask, scaled by 1 / keep, on the output (B, T, D*(H or P)) of a layer below another."""
+    keep = 1.0 - spec.dropout
+    return torch.bernoulli(like.new_full(shape, keep)) / keep

@@ -1,0 +1,205 @@
+"""The fused backend against the reference, feature by feature, and its build and fallback rules.
+
+Tolerances: float32, atol 1e-5 / rtol 1e-4 (as the conformance suite); with layer normalisation atol 1e-4 /
+rtol 1e-3, because normalising divides by a standard deviation that can be small and so amplifies the
+rounding differences of two correct float32 implementations.
+"""
+
+import logging
+import random
+
+import pytest
+import torch
+
+from lstmkit import LSTM, BackendUnsupported, LstmkitError
+from lstmkit.backends import _fallbacks_logged, extension, select
+
+CPU = torch.device("cpu")
+TOL = {"atol": 1e-5, "rtol": 1e-4}
+TOL_LAYER_NORM = {"atol": 1e-4, "rtol": 1e-3}
+
+needs_extension = pytest.mark.skipif(
+    extension.unavailable_reason() is not None, reason=f"{extension.unavailable_reason()}"
+)
+
+
+def _cases(n: int = 24, seed: int = 99):
+    rng = random.Random(seed)
+    cases = []
+    for k in range(n):
+        cases.append(
+            dict(
+                input_size=rng.randint(1, 6),
+                hidden=rng.randint(1, 9),
+                layers=rng.randint(1, 3),
+                bidirectional=rng.random() < 0.5,
+                batch=rng.randint(1, 5),
+                steps=rng.randint(1, 9),
+                lengths=rng.random() < 0.5,
+                initial_state=rng.random() < 0.5,
+                dropout=rng.choice([0.0, 0.3]),
+                recurrent_dropout=rng.choice([0.0, 0.25]),
+                zoneout=rng.choice([0.0, 0.2]),
+                layer_norm=k % 3 == 0,
+                training=k % 2 == 0,
+                seed=rng.randint(0, 10**6),
+            )
+        )
+    return cases
+
+
+def _case_id(c):
+    features = [f for f in ("dropout", "recurrent_dropout", "zoneout", "layer_norm", "lengths") if c[f]]
+    mode = "train" if c["training"] else "eval"
+    return f"L{c['layers']}-{'bi' if c['bidirectional'] else 'uni'}-{mode}-" + ("+".join(features) or "plain")
+
+
+def _module(case):
+    torch.manual_seed(case["seed"])
+    module = LSTM(
+        case["input_size"], case["hidden"], num_layers=case["layers"], bidirectional=case["bidirectional"],
+        dropout=case["dropout"], recurrent_dropout=case["recurrent_dropout"], zoneout=case["zoneout"],
+        layer_norm=case["layer_norm"], backend="reference",
+    )
+    with torch.no_grad():  # layer-norm gains away from their initial ones, so that their role is tested
+        for name, p in module.named_parameters():
+            if name.startswith("ln_"):
+                p.add_(0.3 * torch.randn_like(p))
+    return module.train(case["training"])
+
+
+def _outputs_and_grads(module, x, state, lengths, seed):
+    torch.manual_seed(seed)  # the same masks for both backends: they draw them in the same order
+    y, (h, c) = module(x, state, lengths)
+    gen = torch.Generator().manual_seed(7)
+    loss = sum((t * torch.randn(t.shape, generator=gen)).sum() for t in (y, h, c))
+    leaves = [x, *(state or ()), *module.parameters()]
+    return [y, h, c, *torch.autograd.grad(loss, leaves)]
+
+
+@needs_extension
+@pytest.mark.parametrize("case", _cases(), ids=_case_id)
+def test_fused_matches_reference(case):
+    module = _module(case)
+    x = torch.randn(case["batch"], case["steps"], case["input_size"], requires_grad=True)
+    lengths = torch.randint(1, case["steps"] + 1, (case["batch"],)) if case["lengths"] else None
+    state = None
+    if case["initial_state"]:
+        rows = case["layers"] * (2 if case["bidirectional"] else 1)
+        shape = (rows, case["batch"], case["hidden"])
+        state = (torch.randn(shape, requires_grad=True), torch.randn(shape, requires_grad=True))
+    want = _outputs_and_grads(module, x, state, lengths, case["seed"])
+    module.backend = "fused"
+    got = _outputs_and_grads(module, x, state, lengths, case["seed"])
+    tol = TOL_LAYER_NORM if case["layer_norm"] else TOL
+    names = ["y", "h_n", "c_n", "x", *(["h0", "c0"] if state else []), *(n for n, _ in module.named_parameters())]
+    for name, g, w in zip(names, got, want, strict=True):
+        torch.testing.assert_close(g, w, **tol, msg=lambda m, name=name: f"{name}: {m}")
+
+
+@needs_extension
+def test_fused_training_masks_really_differ_from_evaluation():
+    module = LSTM(3, 6, zoneout=0.3, recurrent_dropout=0.3, backend="fused")
+    x = torch.randn(2, 7, 3)
+    y_train, _ = module.train()(x)
+    y_eval, _ = module.eval()(x)
+    assert not torch.allclose(y_train, y_eval)
+
+
+@needs_extension
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_fused_traces_match_reference(layer_norm):
+    torch.manual_seed(0)
+    module = LSTM(4, 5, num_layers=2, bidirectional=True, layer_norm=layer_norm, backend="reference").eval()
+    x, lengths = torch.randn(3, 6, 4), torch.tensor([6, 2, 4])
+    _, _, want = module.trace(x, lengths=lengths)
+    module.backend = "fused"
+    _, _, got = module.trace(x, lengths=lengths)
+    for name in ("i", "f", "g", "o", "c"):
+        torch.testing.assert_close(getattr(got, name), getattr(want, name), **TOL_LAYER_NORM)
+
+
+@needs_extension
+@pytest.mark.parametrize("batch", [1, 4])
+@pytest.mark.parametrize("zoneout", [0.0, 0.25])
+def test_step_matches_forward(batch, zoneout):
+    torch.manual_seed(1)
+    module = LSTM(7, 33, num_layers=3, zoneout=zoneout).eval()
+    x = torch.randn(batch, 9, 7)
+    with torch.no_grad():
+        y, (h_n, c_n) = module(x)
+        state, steps = None, []
+        for t in range(9):
+            h, state = module.step(x[:, t], state)
+            steps.append(h)
+    torch.testing.assert_close(torch.stack(steps, 1), y, **TOL)
+    torch.testing.assert_close(state.h, h_n, **TOL)
+    torch.testing.assert_close(state.c, c_n, **TOL)
+
+
+def test_step_falls_back_to_forward_with_gradients_and_refuses_bidirectional():
+    torch.manual_seed(2)
+    module = LSTM(3, 4, layer_norm=True)
+    x = torch.randn(2, 3, requires_grad=True)
+    h, state = module.step(x)
+    y, (h_n, _) = module(x[:, None])
+    torch.testing.assert_close(h, y[:, 0])
+    torch.testing.assert_close(state.h, h_n)
+    h.sum().backward()
+    assert x.grad is not None
+    with pytest.raises(LstmkitError) as err:
+        LSTM(3, 4, bidirectional=True).step(x)
+    assert str(err.value) == "LSTM.step needs a unidirectional stack: a reverse direction needs the whole sequence"
+
+
+def test_fused_declines_what_it_does_not_run():
+    assert select("auto", LSTM(3, 4, proj_size=2, zoneout=0.1).spec, device=CPU, training=True).NAME == "reference"
+    with pytest.raises(BackendUnsupported) as err:
+        LSTM(3, 4, proj_size=2, backend="fused")(torch.randn(1, 2, 3))
+    assert str(err.value) == (
+        "backend 'fused' cannot run this configuration: the fused backend has no projection (proj_size)"
+    )
+
+
+def test_without_the_extension_auto_falls_back_with_one_log_line(monkeypatch, caplog):
+    monkeypatch.setenv("LSTMKIT_NO_EXTENSION", "1")
+    extension.reset()
+    _fallbacks_logged.clear()
+    try:
+        module = LSTM(3, 4, zoneout=0.2)
+        with caplog.at_level(logging.INFO, logger="lstmkit"):
+            for _ in range(2):
+                y, _ = module(torch.randn(2, 5, 3))
+        assert y.shape == (2, 5, 4)
+        assert [r.getMessage() for r in caplog.records] == [
+            "backend 'auto': torch.nn kernels have no zoneout; falling back from 'torch'",
+            "backend 'auto': the C++ extension is disabled by LSTMKIT_NO_EXTENSION; falling back from 'fused'",
+        ]
+        with pytest.raises(BackendUnsupported) as err:
+            LSTM(3, 4, backend="fused")(torch.randn(1, 2, 3))
+        assert "the C++ extension is disabled by LSTMKIT_NO_EXTENSION" in str(err.value)
+    finally:
+        monkeypatch.delenv("LSTMKIT_NO_EXTENSION")
+        extension.reset()
+
+
+def test_a_failed_build_is_reported_not_raised(monkeypatch):
+    def broken_build():
+        raise RuntimeError("Error building extension 'lstmkit_fused': c++: fatal error\nmore lines")
+
+    monkeypatch.setattr(extension, "_build", broken_build)
+    extension.reset()
+    try:
+        assert extension.load() is None
+        assert extension.unavailable_reason() == (
+            "the fused extension failed to build: Error building extension 'lstmkit_fused': c++: fatal error"
+        )
+    finally:
+        monkeypatch.undo()
+        extension.reset()
+
+
+def test_the_extension_builds_on_this_machine():
+    # CI installs the project as the README says (ninja comes with it) and has a compiler: the fused
+    # backend must really be there, not silently fall back
+    assert extension.unavailable_reason() is None
