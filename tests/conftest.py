@@ -17,6 +17,13 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
+def _no_backend_measuring(monkeypatch):
+    # backend "auto" would time torch against fused for every new shape: tests want the same choice on
+    # every machine (torch where it runs); tests/backends/test_autotune.py turns measuring back on
+    monkeypatch.setenv("LSTMKIT_AUTOTUNE", "0")
+
+
+@pytest.fixture(autouse=True)
 def _reset_lstmkit_logging():
     """The CLI's main() configures the package logger for the process; each test starts from a clean one."""
     yield

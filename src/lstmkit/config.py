@@ -13,6 +13,7 @@ CELLS = ("lstm", "gru", "rnn")
 POOLINGS = ("last", "max", "mean", "attention")
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 SCHEDULES = ("constant", "cosine", "plateau")
+PRECISIONS = ("fp32", "bf16")
 
 
 def _require(ok: bool, message: str) -> None:
@@ -35,7 +36,9 @@ class ModelConfig:
     dropout: float = 0.2             # between layers and before the head
     bidirectional: bool = False
     recurrent_dropout: float = 0.0   # variational dropout inside the recurrence
-    backend: str = "auto"            # auto | torch | reference
+    zoneout: float = 0.0             # LSTM: probability that a unit keeps its previous state at a step
+    layer_norm: bool = False         # LSTM: layer-normalised gates and cell
+    backend: str = "auto"            # auto | torch | fused | reference
     pooling: str = "last"            # text classifiers: last | max | mean | attention over the outputs
 
     def validate(self) -> None:
@@ -44,9 +47,13 @@ class ModelConfig:
         for name in ("embed_dim", "hidden_size", "num_layers"):
             value = getattr(self, name)
             _require(isinstance(value, int) and value >= 1, f"{name} must be a positive integer, got {value!r}")
-        for name in ("dropout", "recurrent_dropout"):
+        for name in ("dropout", "recurrent_dropout", "zoneout"):
             value = getattr(self, name)
             _require(0.0 <= value < 1.0, f"{name} must be in [0, 1), got {value}")
+        _require(
+            self.cell == "lstm" or (self.zoneout == 0.0 and not self.layer_norm),
+            "zoneout and layer_norm are only available with cell 'lstm'",
+        )
 
 
 @dataclass
@@ -70,6 +77,7 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = False
     device: str = "auto"             # auto | cpu | cuda | cuda:N
+    precision: str = "fp32"          # fp32 | bf16 (mixed precision: bfloat16 matrix products while training)
     quiet: bool = False              # no progress bar
 
     def validate(self) -> None:
@@ -83,6 +91,7 @@ class TrainConfig:
             _require(value is None or value > 0, f"{name} must be positive, got {value}")
         _require_choice("optimizer", self.optimizer, OPTIMIZERS)
         _require_choice("lr_schedule", self.lr_schedule, SCHEDULES)
+        _require_choice("precision", self.precision, PRECISIONS)
 
 
 @dataclass

@@ -1,12 +1,16 @@
 """Ways to run a whole recurrent stack, and the one function that chooses between them.
 
-Backends, fastest first:
+Backends:
     torch      torch's fused kernels (cuDNN on CUDA, oneDNN on CPU). Needs: no recurrent dropout while
-               training.
+               training, no zoneout, no layer norm.
+    fused      lstmkit's compiled LSTM recurrence (C++ extension, built on first use): every LSTM feature
+               but projections, on the CPU.
     reference  a Python loop over core.step; runs every configuration; the oracle for the others.
 
-``select("auto", ...)`` takes the first backend that can run the configuration and logs, once per reason,
-when it had to fall back. Naming a backend that cannot run the configuration raises BackendUnsupported.
+``select("auto", ...)`` takes the first backend, in that order, that can run the configuration, logging
+once per reason when it had to fall back; where both torch and fused can run a stack on the CPU, it takes
+the one measured faster for that shape on this machine (autotune.py). Naming a backend that cannot run the
+configuration raises BackendUnsupported.
 """
 
 import logging
@@ -16,7 +20,7 @@ import torch
 from torch import Tensor
 
 from ..errors import LstmkitError
-from . import fused, reference, torch_nn
+from . import autotune, fused, reference, torch_nn
 from .spec import StackSpec
 
 BACKENDS: dict[str, ModuleType] = {m.NAME: m for m in (torch_nn, fused, reference)}
@@ -35,8 +39,11 @@ def check_name(name: str) -> None:
         raise LstmkitError(f"unknown backend {name!r}; choose one of: {', '.join(BACKEND_NAMES)}")
 
 
-def select(name: str, spec: StackSpec, *, device: torch.device, training: bool) -> ModuleType:
-    """Returns the backend module that will run ``spec``: see the module docstring for the rules."""
+def select(
+    name: str, spec: StackSpec, *, device: torch.device, training: bool, shape: tuple[int, int] | None = None
+) -> ModuleType:
+    """Returns the backend module that will run ``spec`` on inputs of ``shape`` (batch, steps), which lets
+    auto measure; see the module docstring for the rules."""
     check_name(name)
     if name != "auto":
         reason = BACKENDS[name].unsupported(spec, device=device, training=training)
@@ -46,6 +53,10 @@ def select(name: str, spec: StackSpec, *, device: torch.device, training: bool) 
     for backend in BACKENDS.values():
         reason = backend.unsupported(spec, device=device, training=training)
         if reason is None:
+            if backend is torch_nn and shape is not None and autotune.enabled():
+                if fused.unsupported(spec, device=device, training=training) is None:
+                    runners = {"torch": torch_nn.run, "fused": fused.run}
+                    return BACKENDS[autotune.choose(spec, *shape, training=training, runners=runners)]
             return backend
         message = f"backend 'auto': {reason}; falling back from {backend.NAME!r}"
         if message not in _fallbacks_logged:

@@ -6,7 +6,8 @@ extension (csrc/fused_lstm.cpp), which runs per step the recurrent product and o
 maths with recurrent dropout, zoneout, layer norms and padding. Gate traces come for free: the forward
 keeps the activations for the backward anyway.
 
-Runs: LSTM on the CPU in float32, every feature but projections. The extension is built on first use
+Runs: LSTM on the CPU, every feature but projections; the recurrence in float32 (under bf16 autocast the
+input projections run in bfloat16). The extension is built on first use
 (backends/extension.py); when it cannot be, this backend says so and "auto" moves on.
 """
 
@@ -120,7 +121,8 @@ def run(
                 keep_c, keep_h = zoneout.keep_c.contiguous(), zoneout.keep_h.contiguous()
             elif zoneout is not None:
                 keep_p = (float(zoneout.keep_c), float(zoneout.keep_h))
-            xproj = _input_projection(layer_input, w).contiguous()               # (T, B, 4H)
+            # (T, B, 4H); under bf16 autocast the product ran in bfloat16, the recurrence runs in float32
+            xproj = _input_projection(layer_input, w).float().contiguous()
             y, h_T, c_T, *traced = _Recurrence.apply(
                 xproj, h0_all[idx].contiguous(), c0_all[idx].contiguous(), w.w_hh.contiguous(),
                 w.ln_hh, w.ln_c_w, w.ln_c_b, rec_mask, keep_c, keep_h, keep_p, lengths, direction == 1,

@@ -2,6 +2,8 @@
 
 import argparse
 
+from ..backends import BACKEND_NAMES
+
 
 class Parser(argparse.ArgumentParser):
     """argparse with one-line usage errors (exit status 2), like every other input error."""
@@ -21,7 +23,7 @@ def positive_int(text: str) -> int:
 
 TRAINING_SETTINGS = (
     "batch_size", "epochs", "max_steps", "max_time", "optimizer", "lr", "weight_decay", "lr_schedule", "patience",
-    "seed", "deterministic", "backend", "device", "quiet",
+    "seed", "deterministic", "backend", "device", "precision", "quiet",
 )
 
 
@@ -40,7 +42,8 @@ def add_training_arguments(
     p.add_argument("--patience", type=positive_int, help=f"early-stopping patience in epochs (default {patience})")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--deterministic", action="store_true", default=None, help="ask torch for deterministic kernels")
-    p.add_argument("--backend", choices=("auto", "torch", "reference"), help="recurrent backend (default auto)")
+    p.add_argument("--backend", choices=BACKEND_NAMES, help="recurrent backend (default auto)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), help="bf16: mixed-precision training (default fp32)")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     p.add_argument("--quiet", action="store_true", default=None, help="no progress bar or per-epoch log")

@@ -25,6 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--num-layers", type=positive_int, help="stacked layers (default 2)")
     t.add_argument("--dropout", type=float, help="dropout between layers and before the output (default 0.2)")
     t.add_argument("--recurrent-dropout", type=float, help="variational dropout inside the recurrence")
+    t.add_argument("--zoneout", type=float, help="LSTM: probability a unit keeps its previous state at a step")
+    t.add_argument("--layer-norm", action="store_true", default=None, help="LSTM: layer-normalised gates")
     add_training_arguments(
         t, batch="windows per batch (default 32)", epochs="40", lr="0.003", lr_schedule="cosine",
         patience="4",
@@ -46,7 +48,7 @@ def _textgen_train(args: argparse.Namespace) -> int:
     from .. import textgen
 
     names = ("seq_len", "val_fraction", "lowercase", "cell", "embed_dim", "hidden_size", "num_layers", "dropout",
-             "recurrent_dropout")
+             "recurrent_dropout", "zoneout", "layer_norm")
     settings = training_settings(args, names)
     if args.resume:
         gen = textgen.train(out=args.out, resume=True, **settings)

@@ -30,6 +30,7 @@ class SequenceEncoder(nn.Module):
             bidirectional=config.bidirectional,
             recurrent_dropout=config.recurrent_dropout,
             backend=config.backend,
+            **({"zoneout": config.zoneout, "layer_norm": config.layer_norm} if config.cell == "lstm" else {}),
         )
         self.output_size = config.hidden_size * (2 if config.bidirectional else 1)
 

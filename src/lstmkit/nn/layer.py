@@ -190,7 +190,8 @@ class _RecurrentStack(nn.Module):
             y: (B, T, D*H) (D*P with a projection), in the layout of x; and the final state.
         """
         x, tensors, lengths, unbatched = self._prepare(x, state, lengths)
-        backend = select(self.backend, self.spec, device=x.device, training=self.training)
+        shape = (x.shape[0], x.shape[1])
+        backend = select(self.backend, self.spec, device=x.device, training=self.training, shape=shape)
         y, final = backend.run(self.spec, x, tensors, self.cell_weights(), lengths, self.training)
         return self._finish(y, final, unbatched)
 

@@ -159,8 +159,11 @@ class Trainer:
 
     def _train_step(self, batch: Batch) -> float:
         batch = batch.to(self.device)
-        outputs = self.objective.outputs(self.model, batch)
-        loss = self.objective.loss(outputs, batch)
+        # bf16: autocast runs the matrix products in bfloat16; weights, optimizer state and the fused
+        # recurrence's state stay float32, and evaluation runs in float32
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16"):
+            outputs = self.objective.outputs(self.model, batch)
+            loss = self.objective.loss(outputs, batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.grad_clip is not None:
