@@ -4,8 +4,8 @@ Measures tokens per second (batch * seq_len per optimizer step, forward + backwa
 on the tutorial's character model: vocabulary 60, Embedding -> 2 x LSTM(300) with dropout 0.2 between
 layers -> Linear(60), sequence length 50, batch 30, Adam lr 2e-3, cross-entropy over every position, on
 random token ids (fixed seed). Contenders, all in one process: one model per backend in
-lstmkit.backends.BACKENDS (Embedding -> lstmkit.LSTM(backend=name) -> Linear), and the same model
-written with torch.nn.LSTM as a user would.
+lstmkit.backends.BACKENDS that runs on the device (Embedding -> lstmkit.LSTM(backend=name) -> Linear), and
+the same model written with torch.nn.LSTM as a user would.
 
 The machine may be shared and noisy, so every contender is warmed up, then timed for --steps steps in
 each of --rounds rounds, in an order that is reversed every other round (the reference backend, a slower
@@ -104,8 +104,7 @@ def parse_args() -> argparse.Namespace:
         "--backends",
         nargs="+",
         choices=list(BACKENDS),
-        default=list(BACKENDS),
-        help="lstmkit backends to measure (default: all); torch.nn.LSTM always runs",
+        help="lstmkit backends to measure (default: all that run on --device); torch.nn.LSTM always runs",
     )
     p.add_argument("--steps", type=int, default=20, help="timed steps per contender per round")
     p.add_argument("--reference-steps", type=int, default=3, help="timed steps per round, reference backend")
@@ -137,6 +136,9 @@ def main() -> None:
         f"load average at start {os.getloadavg()[0]:.2f}; {config}"
     )
 
+    if args.backends is None:
+        spec = lstmkit.LSTM(EMBED_DIM, args.hidden_size, num_layers=NUM_LAYERS, dropout=DROPOUT).spec
+        args.backends = [n for n, b in BACKENDS.items() if b.unsupported(spec, device=device, training=True) is None]
     contenders = [Contender(name, args, device) for name in [BASELINE, *args.backends]]
     for c in contenders:
         c.run(c.warmup)

@@ -41,11 +41,15 @@ def _cases(n: int = 14, seed: int = 1234):
 CASES = _cases()
 
 
-def _skip_if_unsupported(backend, cls, case):
-    spec = cls(case["input_size"], case["hidden"], bidirectional=case["bidirectional"], proj_size=case["proj"]).spec
-    reason = BACKENDS[backend].unsupported(spec, device=torch.device("cpu"), training=True)
+def _skip_unless_runs(backend, spec, training=True):
+    reason = BACKENDS[backend].unsupported(spec, device=torch.device("cpu"), training=training)
     if reason is not None:
         pytest.skip(reason)  # what a backend declares it cannot run is tested in test_select.py
+
+
+def _skip_if_unsupported(backend, cls, case):
+    spec = cls(case["input_size"], case["hidden"], bidirectional=case["bidirectional"], proj_size=case["proj"]).spec
+    _skip_unless_runs(backend, spec)
 
 
 def _run(module, x, state, lengths):
@@ -108,6 +112,7 @@ def test_backend_matches_reference_in_eval_mode_with_dropout(backend):
     module = LSTM(
         4, 6, num_layers=3, dropout=0.5, recurrent_dropout=0.3, bidirectional=True, backend="reference"
     ).eval()
+    _skip_unless_runs(backend, module.spec, training=False)
     x = torch.randn(2, 5, 4)
     y_ref, s_ref = module(x)
     module.backend = backend
@@ -137,6 +142,7 @@ def test_backend_declares_what_it_cannot_run(backend):
 def test_backend_agrees_with_torch_nn_lstm(backend, bidirectional):
     torch.manual_seed(5)
     ours = LSTM(6, 8, num_layers=2, bidirectional=bidirectional, backend=backend)
+    _skip_unless_runs(backend, ours.spec)
     theirs = torch.nn.LSTM(6, 8, num_layers=2, bidirectional=bidirectional, batch_first=True)
     theirs.load_state_dict(ours.state_dict())
     x = torch.randn(3, 7, 6)

@@ -97,6 +97,60 @@ def test_fused_matches_reference(case):
         torch.testing.assert_close(g, w, **tol, msg=lambda m, name=name: f"{name}: {m}")
 
 
+# Shapes past the small ones above, so that every blocking of the kernels' small matrix product runs: four
+# and fewer rows per block, 64-, 48-, 32- and 16-column blocks and the leftover columns, and MKL beyond.
+WIDE = [
+    dict(batch=9, steps=4, input_size=5, hidden=37, layers=1),   # 148 gate columns: 64 + 64 + 16 + 4
+    dict(batch=6, steps=3, input_size=3, hidden=12, layers=2),   # 48 = 3 x 16; 12 columns backward
+    dict(batch=7, steps=3, input_size=4, hidden=24, layers=1),   # 96 = 64 + 32; 24 = 16 + 8
+    dict(batch=5, steps=3, input_size=4, hidden=130, layers=1),  # 520 x 130 weights: past the small product
+]
+
+
+@needs_extension
+@pytest.mark.parametrize("shape", WIDE, ids=lambda s: f"B{s['batch']}-H{s['hidden']}")
+def test_fused_matches_reference_on_wider_layers(shape):
+    case = dict(
+        shape, bidirectional=True, lengths=False, initial_state=True, dropout=0.0, recurrent_dropout=0.25,
+        zoneout=0.0, layer_norm=False, training=True, seed=5,
+    )
+    module = _module(case)
+    x = torch.randn(case["batch"], case["steps"], case["input_size"], requires_grad=True)
+    rows = case["layers"] * 2
+    shape3 = (rows, case["batch"], case["hidden"])
+    state = (torch.randn(shape3, requires_grad=True), torch.randn(shape3, requires_grad=True))
+    want = _outputs_and_grads(module, x, state, None, case["seed"])
+    module.backend = "fused"
+    got = _outputs_and_grads(module, x, state, None, case["seed"])
+    names = ["y", "h_n", "c_n", "x", "h0", "c0", *(n for n, _ in module.named_parameters())]
+    for name, g, w in zip(names, got, want, strict=True):
+        torch.testing.assert_close(g, w, **TOL, msg=lambda m, name=name: f"{name}: {m}")
+
+
+# bf16 mixed precision (autocast): the input projections and their gradients run in bfloat16, whose 8-bit
+# mantissa holds about 3 significant digits; the recurrence stays in float32. Checked against the float32
+# reference with this looser, stated tolerance.
+TOL_BF16 = dict(atol=3e-2, rtol=3e-2)
+
+
+@needs_extension
+@pytest.mark.parametrize("case", _cases()[:8], ids=_case_id)
+def test_fused_under_bf16_autocast_stays_close_to_float32(case):
+    module = _module(case)
+    x = torch.randn(case["batch"], case["steps"], case["input_size"], requires_grad=True)
+    want = _outputs_and_grads(module, x, None, None, case["seed"])
+    module.backend = "fused"
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = _outputs_and_grads(module, x, None, None, case["seed"])
+    names = ["y", "h_n", "c_n", "x", *(n for n, _ in module.named_parameters())]
+    for name, g, w in zip(names, got, want, strict=True):
+        assert g.dtype == torch.float32, name  # the layer hands float32 back under autocast
+        scale = max(1.0, float(w.detach().abs().max()))  # gradients summed over many steps: relative to their size
+        torch.testing.assert_close(g / scale, w / scale, **TOL_BF16, msg=lambda m, name=name: f"{name}: {m}")
+    # and bfloat16 really was used: the outputs are not bit-identical to float32
+    assert not torch.equal(got[0], want[0])
+
+
 @needs_extension
 def test_fused_training_masks_really_differ_from_evaluation():
     module = LSTM(3, 6, zoneout=0.3, recurrent_dropout=0.3, backend="fused")
@@ -163,6 +217,7 @@ def test_fused_declines_what_it_does_not_run():
 
 def test_without_the_extension_auto_falls_back_with_one_log_line(monkeypatch, caplog):
     monkeypatch.setenv("LSTMKIT_NO_EXTENSION", "1")
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     extension.reset()
     _fallbacks_logged.clear()
     try:
@@ -174,6 +229,8 @@ def test_without_the_extension_auto_falls_back_with_one_log_line(monkeypatch, ca
         assert [r.getMessage() for r in caplog.records] == [
             "backend 'auto': torch.nn kernels have no zoneout; falling back from 'torch'",
             "backend 'auto': the C++ extension is disabled by LSTMKIT_NO_EXTENSION; falling back from 'fused'",
+            "backend 'auto': the triton backend runs on CUDA devices, not cpu (on the CPU only with "
+            "TRITON_INTERPRET=1); falling back from 'triton'",
         ]
         with pytest.raises(BackendUnsupported) as err:
             LSTM(3, 4, backend="fused")(torch.randn(1, 2, 3))

@@ -31,6 +31,7 @@ def test_auto_falls_back_to_reference_where_nothing_else_runs(caplog):
     assert [r.getMessage() for r in caplog.records] == [
         "backend 'auto': torch.nn kernels have no recurrent dropout; falling back from 'torch'",
         "backend 'auto': the fused backend has no projection (proj_size); falling back from 'fused'",
+        "backend 'auto': the triton backend has no projection (proj_size); falling back from 'triton'",
     ]
 
 
@@ -49,4 +50,4 @@ def test_named_backend_that_cannot_run_raises():
 def test_unknown_backend_is_refused_at_construction():
     with pytest.raises(LstmkitError) as err:
         LSTM(3, 4, backend="cudnn-magic")
-    assert str(err.value) == "unknown backend 'cudnn-magic'; choose one of: auto, torch, fused, reference"
+    assert str(err.value) == "unknown backend 'cudnn-magic'; choose one of: auto, torch, fused, triton, reference"

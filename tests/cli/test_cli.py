@@ -87,6 +87,16 @@ def test_train_prints_a_summary_and_dry_run(macbeth_excerpt, tmp_path, capsys):
 
 
 @pytest.mark.data
+def test_bf16_training_through_the_fused_backend(macbeth_excerpt, tmp_path, capsys):
+    out = tmp_path / "r"
+    argv = ["textgen", "train", "--text", str(macbeth_excerpt), "--out", str(out), "--max-steps", "3", *TINY]
+    assert _run(capsys, *argv, "--precision", "bf16", "--backend", "fused", "--recurrent-dropout", "0.1")[0] == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["train"]["precision"] == "bf16" and config["model"]["backend"] == "fused"
+    assert json.loads((out / "metrics.json").read_text())["val"]["loss"] < 10
+
+
+@pytest.mark.data
 def test_resume_and_overwrite(macbeth_excerpt, tmp_path, capsys):
     out = str(tmp_path / "r")
     base = ["textgen", "train", "--text", str(macbeth_excerpt), "--out", out, *TINY]

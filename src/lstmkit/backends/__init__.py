@@ -5,6 +5,8 @@ Backends:
                training, no zoneout, no layer norm.
     fused      lstmkit's compiled LSTM recurrence (C++ extension, built on first use): every LSTM feature
                but projections, on the CPU.
+    triton     the LSTM recurrence with Triton kernels per step: every LSTM feature but projections, on
+               CUDA devices (on the CPU only through Triton's interpreter, TRITON_INTERPRET=1); needs triton.
     reference  a Python loop over core.step; runs every configuration; the oracle for the others.
 
 ``select("auto", ...)`` takes the first backend, in that order, that can run the configuration, logging
@@ -20,10 +22,10 @@ import torch
 from torch import Tensor
 
 from ..errors import LstmkitError
-from . import autotune, fused, reference, torch_nn
+from . import autotune, fused, reference, torch_nn, triton_gpu
 from .spec import StackSpec
 
-BACKENDS: dict[str, ModuleType] = {m.NAME: m for m in (torch_nn, fused, reference)}
+BACKENDS: dict[str, ModuleType] = {m.NAME: m for m in (torch_nn, fused, triton_gpu, reference)}
 BACKEND_NAMES = ("auto", *BACKENDS)
 
 _log = logging.getLogger(__name__)

@@ -40,7 +40,8 @@ def _bucket(n: int) -> int:
 def _key(spec: StackSpec, batch: int, steps: int, training: bool, grad: bool) -> str:
     fields = ",".join(f"{k}={v}" for k, v in asdict(spec).items())
     threads = torch.get_num_threads()
-    return f"{fields}|B{_bucket(batch)}|T{_bucket(steps)}|train={training}|grad={grad}|threads={threads}"
+    amp = str(torch.get_autocast_dtype("cpu")).removeprefix("torch.") if torch.is_autocast_enabled("cpu") else "off"
+    return f"{fields}|B{_bucket(batch)}|T{_bucket(steps)}|train={training}|grad={grad}|threads={threads}|amp={amp}"
 
 
 def _store() -> str:

@@ -22,7 +22,8 @@ import torch
 
 _log = logging.getLogger(__name__)
 SOURCE = Path(__file__).parent / "csrc" / "fused_lstm.cpp"
-CFLAGS = ["-O3", "-ffast-math", "-fopenmp-simd", "-march=native", "-std=c++17"]
+CFLAGS = ["-O3", "-ffast-math", "-fopenmp", "-march=native", "-std=c++17"]
+LDFLAGS = ["-fopenmp"]  # the OpenMP runtime torch itself uses
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}  # "module" or "reason", once decided
@@ -36,7 +37,7 @@ def cache_dir() -> Path:
 def _build_name() -> str:
     key = hashlib.sha256()
     key.update(SOURCE.read_bytes())
-    key.update(" ".join(CFLAGS).encode())
+    key.update(" ".join(CFLAGS + LDFLAGS).encode())
     key.update(torch.__version__.encode())
     key.update(platform.machine().encode())
     return f"lstmkit_fused_{key.hexdigest()[:12]}"
@@ -68,6 +69,7 @@ def _build() -> ModuleType:
         name=name,
         sources=[str(SOURCE)],
         extra_cflags=CFLAGS,
+        extra_ldflags=LDFLAGS,
         build_directory=str(folder),
         verbose=False,
     )

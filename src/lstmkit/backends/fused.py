@@ -1,21 +1,24 @@
 """The fused backend: the LSTM recurrence in compiled code, with every feature torch.nn.LSTM lacks.
 
-Per layer and direction: the input projection of all steps is one matrix product here (so is the weight
-gradient that autograd derives from it); the recurrence, forward and backward, is one call into the C++
-extension (csrc/fused_lstm.cpp), which runs per step the recurrent product and one fused pass of gate
-maths with recurrent dropout, zoneout, layer norms and padding. Gate traces come for free: the forward
+The whole stack is one autograd node (_Stack); per layer and direction its forward and its backward are
+one call each into the C++ extension (csrc/fused_lstm.cpp): the input projection of all steps as one
+matrix product, then per step the recurrent product and one fused pass of gate maths with recurrent
+dropout, zoneout, layer norms and padding, and in the backward the weight gradients as one product each.
+The random masks are drawn here, before, in the reference's order. Gate traces come for free: the forward
 keeps the activations for the backward anyway.
 
 Runs: LSTM on the CPU, every feature but projections; the recurrence in float32 (under bf16 autocast the
-input projections run in bfloat16). The extension is built on first use
+input projections and their gradients run in bfloat16). The extension is built on first use
 (backends/extension.py); when it cannot be, this backend says so and "auto" moves on.
 """
+
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-from ..core.step import CellWeights, layer_norm
-from . import extension, masks
+from ..core.step import CellWeights
+from . import extension, masks, reference
 from .spec import StackSpec
 
 NAME = "fused"
@@ -32,65 +35,109 @@ def unsupported(spec: StackSpec, *, device: torch.device, training: bool) -> str
     return extension.unavailable_reason()
 
 
-class _Recurrence(torch.autograd.Function):
-    """One layer and direction: (xproj, h0, c0, W_hh and the layer-norm gains) -> (y, h_T, c_T, traces)."""
+PARAMS = ("w_ih", "w_hh", "b_ih", "b_hh", "ln_ih", "ln_hh", "ln_c_w", "ln_c_b")  # per layer and direction
+SAVED = ("y_tm", "gates", "c_all", "xhat_ih", "rstd_ih", "gh_hat", "rstd_hh", "c_hat", "rstd_c")  # from the forward
+P, S = len(PARAMS), len(SAVED)
+
+
+class _Plan(NamedTuple):
+    """What one run of the stack needs besides tensors that take gradients: masks are drawn before."""
+
+    spec: StackSpec
+    cell_masks: list[tuple[Tensor | None, Tensor | None, Tensor | None, tuple[float, float]]]  # rec, keep_c, keep_h
+    layer_masks: list[Tensor | None]  # dropout on each layer's output (B, T, D*H), None for the last
+    lengths: Tensor | None
+    bf16: bool     # input projections and their gradients in bfloat16 (training under CPU autocast)
+    traced: bool   # also return the gates and cell states
+
+
+class _Stack(torch.autograd.Function):
+    """The whole stack as one autograd node: (x, h0, c0, parameters) -> (y, h_n, c_n[, traces]).
+
+    Per layer and direction the forward and the backward are one call into the extension each, with no
+    autograd bookkeeping in between."""
 
     @staticmethod
-    def forward(
-        ctx, xproj, h0, c0, w_hh, ln_hh, ln_c_w, ln_c_b, rec_mask, keep_c, keep_h, keep_p, lengths, reverse, traced
-    ):
+    def forward(ctx, plan: _Plan, x: Tensor, h0: Tensor, c0: Tensor, *params: Tensor | None):
         ext = extension.load()
         ctx.set_materialize_grads(False)  # unused outputs get no zero-filled gradients
-        keep_c_p, keep_h_p = keep_p
-        out = ext.layer_forward(
-            xproj, h0, c0, w_hh, ln_hh, ln_c_w, ln_c_b, rec_mask, keep_c, keep_h, keep_c_p, keep_h_p, lengths, reverse
-        )
-        y, h_T, c_T, gates, c_prev, h_rec, tanh_c, c_hat, rstd_c, gh_hat, rstd_hh, c_out = out
-        ctx.save_for_backward(
-            w_hh, gates, c_prev, h_rec, tanh_c, c_hat, rstd_c, gh_hat, rstd_hh,
-            ln_hh, ln_c_w, ln_c_b, rec_mask, keep_c, keep_h, lengths,
-        )
-        ctx.keep_p, ctx.reverse = keep_p, reverse
-        if not traced:
-            return y, h_T, c_T
-        ctx.mark_non_differentiable(gates, c_out)
-        return y, h_T, c_T, gates, c_out
+        spec, dirs = plan.spec, plan.spec.num_directions
+        empty = x.new_empty(0)
+        layer_input, inputs, saved, finals, traces = x, [], [], [], []
+        with torch.autocast("cpu", enabled=False):
+            for layer in range(spec.num_layers):
+                inputs.append(layer_input)
+                outputs = []
+                for direction in range(dirs):
+                    idx = layer * dirs + direction
+                    w_ih, w_hh, b_ih, b_hh, ln_ih, ln_hh, ln_c_w, ln_c_b = params[idx * P : idx * P + P]
+                    bias = empty if b_ih is None else b_ih + b_hh
+                    rec, keep_c, keep_h, (keep_c_p, keep_h_p) = plan.cell_masks[idx]
+                    y, h_T, c_T, *rest = ext.layer_forward(
+                        layer_input, h0[idx], c0[idx], w_ih, w_hh, bias, ln_ih, ln_hh, ln_c_w, ln_c_b,
+                        rec, keep_c, keep_h, keep_c_p, keep_h_p, plan.lengths, direction == 1, plan.bf16,
+                    )
+                    saved += rest
+                    finals.append((h_T, c_T))
+                    outputs.append(y)                                                # (B, T, H)
+                    if plan.traced:
+                        traces += rest[1:3]                                          # gates, c_all (T, B, .)
+                layer_input = outputs[0] if dirs == 1 else torch.cat(outputs, dim=-1)  # (B, T, D*H)
+                if plan.layer_masks[layer] is not None:
+                    layer_input = layer_input * plan.layer_masks[layer]
+        ctx.save_for_backward(h0, c0, *params, *inputs, *saved)
+        ctx.plan = plan
+        h_n = torch.stack([f[0] for f in finals])                                    # (L*D, B, H)
+        c_n = torch.stack([f[1] for f in finals])
+        if traces:
+            ctx.mark_non_differentiable(*traces)
+        return (layer_input, h_n, c_n, *traces)
 
     @staticmethod
-    def backward(ctx, dy, dh_T, dc_T, *_traces):
+    def backward(ctx, dy, dh_n, dc_n, *_traces):
         ext = extension.load()
-        (w_hh, gates, c_prev, h_rec, tanh_c, c_hat, rstd_c, gh_hat, rstd_hh,
-         ln_hh, ln_c_w, ln_c_b, rec_mask, keep_c, keep_h, lengths) = ctx.saved_tensors
-        keep_c_p, keep_h_p = ctx.keep_p
-        grads = ext.layer_backward(
-            _dense(dy, c_prev), _dense(dh_T, c_prev[0]), _dense(dc_T, c_prev[0]), w_hh, gates, c_prev, h_rec,
-            tanh_c, c_hat, rstd_c, gh_hat, rstd_hh, ln_hh, ln_c_w, ln_c_b, rec_mask, keep_c, keep_h,
-            keep_c_p, keep_h_p, lengths, ctx.reverse,
-        )
-        dxproj, dh0, dc0, dw_hh, dln_hh, dln_c_w, dln_c_b = grads
-        if ln_hh is None:
-            dln_hh = dln_c_w = dln_c_b = None
-        return dxproj, dh0, dc0, dw_hh, dln_hh, dln_c_w, dln_c_b, None, None, None, None, None, None, None
-
-
-def _dense(grad: Tensor | None, like: Tensor) -> Tensor:
-    """Autograd passes None for outputs that did not reach the loss; the kernel wants zeros."""
-    return torch.zeros_like(like) if grad is None else grad.contiguous()
-
-
-def _input_projection(x_tm: Tensor, w: CellWeights) -> Tensor:
-    """W_ih x_t + biases for every step at once: x_tm (T, B, I) -> (T, B, 4H), one matrix product."""
-    steps, batch, features = x_tm.shape
-    flat = x_tm.reshape(steps * batch, features)
-    if w.ln_ih is not None:
-        proj = layer_norm(flat @ w.w_ih.T, w.ln_ih)
-        if w.b_ih is not None:
-            proj = proj + (w.b_ih + w.b_hh)
-    elif w.b_ih is not None:
-        proj = torch.addmm(w.b_ih + w.b_hh, flat, w.w_ih.T)
-    else:
-        proj = flat @ w.w_ih.T
-    return proj.view(steps, batch, -1)
+        plan = ctx.plan
+        spec, dirs = plan.spec, plan.spec.num_directions
+        layers, cells = spec.num_layers, spec.num_layers * plan.spec.num_directions
+        h0, c0, *rest = ctx.saved_tensors
+        params, rest = rest[: P * cells], rest[P * cells :]
+        inputs, saved = rest[:layers], rest[layers:]
+        hidden = spec.hidden_size
+        if dy is None:
+            dy = h0.new_zeros(*inputs[0].shape[:2], dirs * hidden)
+        if dh_n is None:
+            dh_n = torch.zeros_like(h0)
+        if dc_n is None:
+            dc_n = torch.zeros_like(c0)
+        grads: list[Tensor | None] = [None] * len(params)
+        dh0, dc0 = [None] * cells, [None] * cells
+        with torch.autocast("cpu", enabled=False):
+            for layer in reversed(range(layers)):
+                need_dx = layer > 0 or ctx.needs_input_grad[1]
+                dx = None
+                for direction in range(dirs):
+                    idx = layer * dirs + direction
+                    w = params[idx * P : idx * P + P]
+                    rec, keep_c, keep_h, (keep_c_p, keep_h_p) = plan.cell_masks[idx]
+                    dy_cell = dy if dirs == 1 else dy[..., direction * hidden : (direction + 1) * hidden]
+                    out = ext.layer_backward(
+                        dy_cell.contiguous(), dh_n[idx].contiguous(), dc_n[idx].contiguous(), inputs[layer],
+                        h0[idx], c0[idx], w[0], w[1], *saved[idx * S : idx * S + S], *w[4:],
+                        rec, keep_c, keep_h, keep_c_p, keep_h_p, plan.lengths, direction == 1, plan.bf16, need_dx,
+                    )
+                    d_in, dh0[idx], dc0[idx], dw_ih, dw_hh, dbias, *dln = out
+                    present = [dw_ih, dw_hh, dbias, dbias, *dln]
+                    for k in range(P):
+                        if w[k] is not None:
+                            grads[idx * P + k] = present[k]
+                    if need_dx:
+                        dx = d_in if dx is None else dx + d_in
+                if layer > 0:
+                    mask = plan.layer_masks[layer - 1]
+                    dy = dx if mask is None else dx * mask                           # (B, T, D*H) below
+        dh0_all = torch.stack(dh0) if ctx.needs_input_grad[2] else None
+        dc0_all = torch.stack(dc0) if ctx.needs_input_grad[3] else None
+        return None, dx, dh0_all, dc0_all, *grads
 
 
 def run(
@@ -102,46 +149,41 @@ def run(
     training: bool,
     trace: dict[str, list[Tensor]] | None = None,
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Same contract as backends.reference.run, traces included."""
+    """Same contract as backends.reference.run, traces included. The kernels are float32: a stack in another
+    dtype (say float64, for gradient checks) runs on the reference instead."""
+    params = [None if p is None else p.contiguous() for w in weights for p in (getattr(w, n) for n in PARAMS)]
+    if any(p is not None and p.dtype != torch.float32 for p in params):
+        return reference.run(spec, x, state, weights, lengths, training, trace)
     batch, steps, _ = x.shape
     if lengths is not None:
         lengths = lengths.to(device=x.device, dtype=torch.int64).contiguous()
-    h0_all, c0_all = state
-    layer_input = x.transpose(0, 1)                                              # (T, B, I), time-major
-    finals: list[tuple[Tensor, Tensor]] = []
+    # every random mask, in the order the reference draws them: per cell, then below each upper layer
+    cell_masks, layer_masks = [], []
     for layer in range(spec.num_layers):
-        outputs = []
-        for direction in range(spec.num_directions):
-            idx = layer * spec.num_directions + direction
-            w = weights[idx]
+        for _ in range(spec.num_directions):
             rec_mask, zoneout = masks.draw(spec, batch, steps, x, training)
             keep_c = keep_h = None
             keep_p = (0.0, 0.0)
             if zoneout is not None and isinstance(zoneout.keep_c, Tensor):
-                keep_c, keep_h = zoneout.keep_c.contiguous(), zoneout.keep_h.contiguous()
+                keep_c, keep_h = zoneout.keep_c.contiguous(), zoneout.keep_h.contiguous()   # (T, B, H)
             elif zoneout is not None:
                 keep_p = (float(zoneout.keep_c), float(zoneout.keep_h))
-            # (T, B, 4H); under bf16 autocast the product ran in bfloat16, the recurrence runs in float32
-            xproj = _input_projection(layer_input, w).float().contiguous()
-            y, h_T, c_T, *traced = _Recurrence.apply(
-                xproj, h0_all[idx].contiguous(), c0_all[idx].contiguous(), w.w_hh.contiguous(),
-                w.ln_hh, w.ln_c_w, w.ln_c_b, rec_mask, keep_c, keep_h, keep_p, lengths, direction == 1,
-                trace is not None,
-            )
-            if trace is not None:
-                gates, c_out = traced
-                for k, name in enumerate(("i", "f", "g", "o")):
-                    trace[name].append(gates.unflatten(-1, (4, -1))[..., k, :].transpose(0, 1))  # (B, T, H)
-                trace["c"].append(c_out.transpose(0, 1))
-            outputs.append(y)                                                    # (T, B, H)
-            finals.append((h_T, c_T))
-        layer_input = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=-1)  # (T, B, D*H)
-        if training and spec.dropout > 0 and layer < spec.num_layers - 1:
-            shape = (batch, steps, layer_input.shape[-1])
-            layer_input = layer_input * masks.layer_dropout(spec, shape, x).transpose(0, 1)
-    h_n = torch.stack([f[0] for f in finals])                                    # (L*D, B, H)
-    c_n = torch.stack([f[1] for f in finals])
-    return layer_input.transpose(0, 1).contiguous(), (h_n, c_n)
+            cell_masks.append((rec_mask, keep_c, keep_h, keep_p))
+        below = training and spec.dropout > 0 and layer < spec.num_layers - 1
+        shape = (batch, steps, spec.num_directions * spec.hidden_size)
+        layer_masks.append(masks.layer_dropout(spec, shape, x) if below else None)
+    bf16 = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    plan = _Plan(spec, cell_masks, layer_masks, lengths, bf16, trace is not None)
+    h0, c0 = (s.float().contiguous() for s in state)
+    y, h_n, c_n, *traced = _Stack.apply(plan, x.float().contiguous(), h0, c0, *params)
+    if trace is not None:
+        valid = None if lengths is None else (torch.arange(steps, device=x.device) < lengths[:, None])[..., None]
+        for gates, c_all in zip(traced[0::2], traced[1::2], strict=True):                 # time-major
+            for k, name in enumerate(("i", "f", "g", "o")):
+                trace[name].append(gates.unflatten(-1, (4, -1))[..., k, :].transpose(0, 1))  # (B, T, H)
+            c = c_all.transpose(0, 1)
+            trace["c"].append(c if valid is None else c * valid)                  # 0 on padded steps
+    return y, (h_n, c_n)
 
 
 def step_unsupported(spec: StackSpec, x: Tensor, training: bool) -> str | None:
@@ -164,3 +206,30 @@ def step(spec: StackSpec, x: Tensor, state: tuple[Tensor, ...], weights: list[Ce
     h, c = state
     h_new, c_new = ext.stack_step(x.contiguous(), h.contiguous(), c.contiguous(), w_ih, w_hh, bias, spec.zoneout)
     return h_new, c_new
+
+
+def sample(
+    spec: StackSpec,
+    weights: list[CellWeights],
+    state: tuple[Tensor, Tensor],
+    embedding: Tensor,
+    head: tuple[Tensor, Tensor | None],
+    logits: Tensor,
+    uniforms: Tensor,
+    rule: tuple[float, int, int],
+) -> tuple[Tensor, tuple[Tensor, Tensor], Tensor]:
+    """Generation at batch 1 in one call (nn/sampling.py says what is generated): state (h, c) each
+    (L, 1, H); embedding (V_in, E); head (W (V, H), b (V)); logits (V); uniforms (n); rule (temperature,
+    top_k or 0, banned id or -1). Returns the n ids, the state after them and the logits that follow."""
+    ext = extension.load()
+    w_ih = [w.w_ih.contiguous() for w in weights]
+    w_hh = [w.w_hh.contiguous() for w in weights]
+    empty = logits.new_empty(0)
+    bias = [empty if w.b_ih is None else (w.b_ih + w.b_hh) for w in weights]
+    head_w, head_b = head
+    h, c = state
+    ids, h_n, c_n, last = ext.sample_chain(
+        logits.float().contiguous(), h.contiguous(), c.contiguous(), embedding.contiguous(), w_ih, w_hh, bias,
+        head_w.contiguous(), empty if head_b is None else head_b, uniforms.float().contiguous(), *rule, spec.zoneout,
+    )
+    return ids, (h_n, c_n), last

@@ -1,5 +1,6 @@
 """User-facing recurrent modules."""
 
+from . import sampling
 from .cell import GRUCell, LSTMCell, RNNCell
 from .keras import keras_lstm_weights, load_keras_lstm
 from .layer import GRU, LSTM, RNN, LSTMTrace
@@ -18,4 +19,5 @@ __all__ = [
     "detach",
     "keras_lstm_weights",
     "load_keras_lstm",
+    "sampling",
 ]

@@ -223,7 +223,8 @@ class LSTM(_RecurrentStack):
         layer_norm: layer-normalised gates and cell (Ba et al., 2016), with gains ``ln_*_weight``.
         unit_forget_bias: initialise the forget-gate bias to 1 and the other biases to 0 (Keras's
             default); False keeps torch's uniform biases.
-        backend: "auto" (the fastest that runs the configuration), "fused", "torch" or "reference".
+        backend: "auto" (the fastest that runs the configuration), "torch", "fused", "triton" (CUDA) or
+            "reference".
 
     Example:
         >>> lstm = LSTM(8, 32, num_layers=2)

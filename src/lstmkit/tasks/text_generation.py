@@ -24,6 +24,8 @@ from ..train.runs import read_json
 from ..utils.seed import set_seed
 from .base import apply_settings, fit_run, load_config, resume_config
 
+STREAM_CHUNK = 64  # characters generated per call into the model while streaming
+
 TASK = "textgen"
 EVAL_STREAMS = 8  # contiguous validation streams evaluated side by side, state carried along each
 
@@ -165,17 +167,6 @@ class TextGenerator:
         if length < 0:
             raise LstmkitError(f"length must be 0 or more, got {length}")
 
-    def _pick(self, logits: Tensor, temperature: float, top_k: int | None, generator: torch.Generator) -> int:
-        logits = logits.clone()                                   # (V,)
-        logits[self.vocab.unk_id] = -float("inf")                 # never emit the unknown id
-        if temperature == 0:
-            return int(logits.argmax())
-        logits = logits / temperature
-        if top_k is not None:
-            kth = torch.topk(logits, top_k).values[-1]
-            logits[logits < kth] = -float("inf")
-        return int(torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator))
-
     @torch.no_grad()
     def stream(
         self, prime: str | None = None, length: int = 500, temperature: float = 1.0, top_k: int | None = None,
@@ -193,13 +184,15 @@ class TextGenerator:
             generator.seed()
         else:
             generator.manual_seed(seed)
+        uniforms = torch.rand(length, generator=generator)  # one per character: the seed fixes the text
         self.model.eval()
         logits, state = self.model(self.vocab.encode(prime)[None])  # (1, T, V)
-        for _ in range(length):
-            k = self._pick(logits[0, -1], temperature, top_k, generator)
-            yield self.vocab.chars[k]
-            step_logits, state = self.model.step(torch.tensor([k]), state)  # (1, V)
-            logits = step_logits[:, None]
+        logits = logits[0, -1]
+        for start in range(0, length, STREAM_CHUNK):
+            chunk = uniforms[start : start + STREAM_CHUNK]
+            ids, state, logits = self.model.generate(logits, state, chunk, temperature, top_k, self.vocab.unk_id)
+            for k in ids.tolist():
+                yield self.vocab.chars[k]
 
     def sample(
         self, prime: str | None = None, length: int = 500, temperature: float = 1.0, top_k: int | None = None,

@@ -1,16 +1,23 @@
-// The fused LSTM recurrence on the CPU: one layer in one direction, forward and backward over the whole
-// sequence in one call, and a one-step stack for stepwise inference.
+// The fused LSTM on the CPU: one layer in one direction, forward and backward over the whole sequence in
+// one call each, and a one-step stack for stepwise inference.
 //
-// The equations are core/step.py's lstm_step; backends/fused.py does everything that is one big matrix
-// product (the input projection of all steps, the weight gradient of the input projection). Here, per
-// step: the recurrent product h_rec @ W_hh^T, then one pass over memory for the gate maths (sigmoid and
-// tanh from one exp each, vectorised by the compiler), the cell update, the optional layer norms and
-// zoneout, and the padding mask. Shapes: T steps, B batch, H units, G = 4H (gates i, f, g, o).
+// The equations are core/step.py's lstm_step. Per layer: the input projection of all steps is one matrix
+// product (so are the weight gradients in the backward); per step, the recurrent product h_rec @ W_hh^T,
+// then one pass over memory for the gate maths (sigmoid and tanh from one exp each, vectorised by the
+// compiler), the cell update, the optional layer norms and zoneout, and the padding mask. Layouts are batch
+// first. Shapes: T steps, B batch, I inputs, H units, G = 4H (gates i, f, g, o).
 
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
+#include <omp.h>
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <new>
 #include <cstring>
 #include <vector>
 
@@ -41,8 +48,7 @@ inline float exp_approx(float v) {
 inline float sigmoidf(float v) { return 1.0f / (1.0f + exp_approx(-v)); }
 inline float tanhf_fast(float v) { return 2.0f / (1.0f + exp_approx(-2.0f * v)) - 1.0f; }
 
-// C (rows x n) = A (rows x k) @ W^T with W (n x k); or, when w_transposed is false, C = A @ W with
-// W (k x n). Row-major. Runs on the calling thread (callers split the batch across threads).
+// The single-precision matrix product of the BLAS torch links, when it exports one.
 extern "C" void sgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k,
                        const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
                        const float* beta, float* c, const int* ldc) __attribute__((weak));
@@ -61,21 +67,139 @@ struct SingleThreadedBlas {
   }
 };
 
-void gemm_rows(const float* a, int64_t rows, int64_t k, const float* w, int64_t n, bool w_transposed, float* c) {
+// A register-blocked product for the small recurrent matrices (up to kSmallGemm weights, which stay in
+// cache): C (rows x n) = A (rows x k, row stride lda) @ Bm (k x n, row-major). R rows times NV vectors of 16
+// columns are accumulated in registers over all of k; no packing, no zeroing pass. Tail columns (n not a
+// multiple of 16) are plain loops.
+constexpr int64_t kSmallGemm = 65536;
+typedef float v16 __attribute__((vector_size(64)));
+typedef float v16u __attribute__((vector_size(64), aligned(4)));  // the same, at any float alignment
+
+template <int R, int NV>
+inline void small_block(const float* a, int64_t lda, int64_t k, const float* bm, int64_t n, float* c, int64_t ldc) {
+  v16 acc[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = v16{};
+  for (int64_t q = 0; q < k; ++q) {
+    v16 b[NV];
+    for (int v = 0; v < NV; ++v) b[v] = *reinterpret_cast<const v16u*>(bm + q * n + 16 * v);
+    for (int r = 0; r < R; ++r) {
+      const float s = a[r * lda + q];
+      for (int v = 0; v < NV; ++v) acc[r][v] += s * b[v];
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) *reinterpret_cast<v16u*>(c + r * ldc + 16 * v) = acc[r][v];
+}
+
+template <int R>
+inline void small_rows(const float* a, int64_t lda, int64_t k, const float* bm, int64_t n, float* c) {
+  int64_t j = 0;
+  for (; j + 64 <= n; j += 64) small_block<R, 4>(a, lda, k, bm + j, n, c + j, n);
+  const int64_t left = (n - j) / 16;
+  if (left == 3) small_block<R, 3>(a, lda, k, bm + j, n, c + j, n);
+  if (left == 2) small_block<R, 2>(a, lda, k, bm + j, n, c + j, n);
+  if (left == 1) small_block<R, 1>(a, lda, k, bm + j, n, c + j, n);
+  for (j += 16 * left; j < n; ++j) {  // fewer than 16 columns left
+    for (int r = 0; r < R; ++r) {
+      float acc = 0.f;
+      for (int64_t q = 0; q < k; ++q) acc += a[r * lda + q] * bm[q * n + j];
+      c[r * n + j] = acc;
+    }
+  }
+}
+
+void small_gemm(const float* a, int64_t lda, int64_t rows, int64_t k, const float* bm, int64_t n, float* c) {
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) small_rows<4>(a + r * lda, lda, k, bm, n, c + r * n);
+  switch (rows - r) {
+    case 3: small_rows<3>(a + r * lda, lda, k, bm, n, c + r * n); break;
+    case 2: small_rows<2>(a + r * lda, lda, k, bm, n, c + r * n); break;
+    case 1: small_rows<1>(a + r * lda, lda, k, bm, n, c + r * n); break;
+    default: break;
+  }
+}
+
+// C (rows x n) = A @ W^T with W (n x k); or, when w_transposed is false, C = A @ W with W (k x n). A is
+// (rows x k) with row stride lda; C is contiguous. Row-major. Runs on the calling thread.
+void gemm_rows_strided(const float* a, int64_t lda, int64_t rows, int64_t k, const float* w, int64_t n,
+                       bool w_transposed, float* c) {
   if (rows == 0) return;
   if (sgemm_ != nullptr) {  // the BLAS torch links (column-major): C^T = op(W) A^T
     const int m_ = static_cast<int>(n), n_ = static_cast<int>(rows), k_ = static_cast<int>(k);
+    const int ldb = static_cast<int>(lda);
     const float one = 1.f, zero = 0.f;
-    const int lda = w_transposed ? k_ : m_;
-    sgemm_(w_transposed ? "T" : "N", "N", &m_, &n_, &k_, &one, w, &lda, a, &k_, &zero, c, &m_);
+    const int ldw = w_transposed ? k_ : m_;
+    sgemm_(w_transposed ? "T" : "N", "N", &m_, &n_, &k_, &one, w, &ldw, a, &ldb, &zero, c, &m_);
     return;
   }
   const auto opts = at::TensorOptions().dtype(at::kFloat);
-  Tensor at_a = at::from_blob(const_cast<float*>(a), {rows, k}, opts);
+  Tensor at_a = at::from_blob(const_cast<float*>(a), {rows, k}, {lda, 1}, opts);
   Tensor at_w = w_transposed ? at::from_blob(const_cast<float*>(w), {n, k}, opts).t()
                              : at::from_blob(const_cast<float*>(w), {k, n}, opts);
   Tensor at_c = at::from_blob(c, {rows, n}, opts);
   at::mm_out(at_c, at_a, at_w);
+}
+
+void gemm_rows(const float* a, int64_t rows, int64_t k, const float* w, int64_t n, bool w_transposed, float* c) {
+  gemm_rows_strided(a, k, rows, k, w, n, w_transposed, c);
+}
+
+// Reuse of the large per-sequence buffers (gates, cell states, their gradients) across calls. Fresh
+// allocations of tens of megabytes come from the operating system as new pages, and faulting them in costs
+// as much as a good share of the arithmetic; training asks for the same sizes batch after batch, so freed
+// buffers are kept, by exact size, up to kPoolBytes in all, and handed out again.
+class BufferPool {
+ public:
+  void* take(size_t bytes) {
+    {
+      std::lock_guard<std::mutex> guard(mutex_);
+      auto it = free_.find(bytes);
+      if (it != free_.end()) {
+        void* p = it->second;
+        free_.erase(it);
+        cached_ -= bytes;
+        return p;
+      }
+    }
+    void* p = nullptr;
+    if (posix_memalign(&p, 64, std::max<size_t>(bytes, 64)) != 0) throw std::bad_alloc();
+    return p;
+  }
+  void give(void* p, size_t bytes) {
+    std::lock_guard<std::mutex> guard(mutex_);
+    if (cached_ + bytes > kPoolBytes) {  // over the cap: let everything kept so far go
+      for (auto& entry : free_) std::free(entry.second);
+      free_.clear();
+      cached_ = 0;
+    }
+    if (bytes > kPoolBytes) {
+      std::free(p);
+      return;
+    }
+    free_.emplace(bytes, p);
+    cached_ += bytes;
+  }
+
+ private:
+  static constexpr size_t kPoolBytes = size_t(512) << 20;
+  std::mutex mutex_;
+  std::multimap<size_t, void*> free_;
+  size_t cached_ = 0;
+};
+
+BufferPool& pool() {
+  static BufferPool* instance = new BufferPool();  // never destroyed: tensors may outlive static teardown
+  return *instance;
+}
+
+// An uninitialised float32 tensor from the pool.
+Tensor pooled(at::IntArrayRef sizes) {
+  int64_t numel = 1;
+  for (int64_t d : sizes) numel *= d;
+  const size_t bytes = static_cast<size_t>(numel) * sizeof(float);
+  void* p = pool().take(bytes);
+  return at::from_blob(p, sizes, [bytes](void* q) { pool().give(q, bytes); }, at::TensorOptions().dtype(at::kFloat));
 }
 
 // Everything optional about a layer: layer norms, masks, lengths. Null pointers mean "absent".
@@ -150,7 +274,7 @@ inline bool is_valid(const Options& o, int64_t t, int64_t b) { return !o.lengths
 template <typename F>
 void for_row_blocks(int64_t rows, int64_t work, const F& f) {
   const int64_t threads = at::get_num_threads();
-  if (threads <= 1 || rows < 2 || work < 200000) {
+  if (threads <= 1 || rows < 2 || work < 20000) {
     SingleThreadedBlas blas;
     f(0, rows, 0);
     return;
@@ -164,85 +288,132 @@ void for_row_blocks(int64_t rows, int64_t work, const F& f) {
 
 }  // namespace
 
-// Forward of one layer in one direction.
-//   xproj (T, B, G): W_ih x_t + biases (already layer-normalised with a layer-norm LSTM); h0, c0 (B, H);
-//   w_hh (G, H). Returns y (T, B, H), h_T, c_T (B, H) and the tensors the backward needs (and the traces):
-//   gates (T, B, G) activated i, f, g, o; c_prev (T, B, H); h_rec (T, B, H); tanh_c (T, B, H);
-//   c_hat (T, B, H) and rstd_c (T, B) with LN(c); gh_hat (T, B, G) and rstd_hh (T, B) with LN(W_hh h);
-//   c_out (T, B, H) the cell state after each step (0 on padded steps).
-std::vector<Tensor> layer_forward(const Tensor& xproj, const Tensor& h0, const Tensor& c0, const Tensor& w_hh,
+// The input projection of all steps, x2 (N, I) @ W_ih^T -> (N, G) in float32; in bfloat16 (then widened)
+// when the caller trains under bf16 autocast.
+Tensor project(const Tensor& x2, const Tensor& w_ih, bool bf16) {
+  if (!bf16) {
+    Tensor out = pooled({x2.size(0), w_ih.size(0)});
+    return at::mm_out(out, x2, w_ih.t());
+  }
+  return at::mm(x2.to(at::kBFloat16), w_ih.to(at::kBFloat16).t()).to(at::kFloat);
+}
+
+// a @ b in float32, or in bfloat16 with the result widened.
+Tensor matmul(const Tensor& a, const Tensor& b, bool bf16) {
+  if (!bf16) return at::mm(a, b);
+  return at::mm(a.to(at::kBFloat16), b.to(at::kBFloat16)).to(at::kFloat);
+}
+
+// Forward of one layer in one direction, input projection included.
+//   x (B, T, I) batch first; h0, c0 (B, H); w_ih (G, I); w_hh (G, H); bias (G) = b_ih + b_hh, or empty.
+//   Returns y (B, T, H) and h_T, c_T (B, H); then what the backward needs (and the traces), time-major so
+//   that each step's rows lie side by side in memory: y_tm (T, B, H); gates (T, B, G) activated i, f, g, o;
+//   c_all (T, B, H) the carried cell state after each step; with LN(W_ih x) xhat_ih (T, B, G) and rstd_ih
+//   (T, B); with LN(W_hh h) gh_hat (T, B, G) and rstd_hh (T, B); with LN(c) c_hat (T, B, H) and rstd_c
+//   (T, B). Absent ones are empty. The backward rebuilds h_prev, c_prev and tanh(c) from y_tm, c_all and
+//   the gates, so the forward writes 6H floats per row and step.
+std::vector<Tensor> layer_forward(const Tensor& x, const Tensor& h0, const Tensor& c0, const Tensor& w_ih,
+                                  const Tensor& w_hh, const Tensor& bias, const c10::optional<Tensor>& ln_ih,
                                   const c10::optional<Tensor>& ln_hh, const c10::optional<Tensor>& ln_c_w,
                                   const c10::optional<Tensor>& ln_c_b, const c10::optional<Tensor>& rec_mask,
                                   const c10::optional<Tensor>& keep_c, const c10::optional<Tensor>& keep_h,
                                   double keep_c_p, double keep_h_p, const c10::optional<Tensor>& lengths,
-                                  bool reverse) {
-  const int64_t T = xproj.size(0), B = xproj.size(1), G = xproj.size(2), H = G / 4;
+                                  bool reverse, bool bf16) {
+  const int64_t B = x.size(0), T = x.size(1), I = x.size(2), G = w_hh.size(0), H = G / 4;
   const Options o = make_options(ln_hh, ln_c_w, ln_c_b, rec_mask, keep_c, keep_h, keep_c_p, keep_h_p, lengths);
-  const auto f32 = xproj.options();
-  Tensor y = at::empty({T, B, H}, f32);
-  Tensor gates = at::empty({T, B, G}, f32);
-  Tensor c_prev_all = at::empty({T, B, H}, f32);
-  Tensor h_rec_all = at::empty({T, B, H}, f32);
-  Tensor tanh_c = at::empty({T, B, H}, f32);
-  Tensor c_out = at::empty({T, B, H}, f32);
-  Tensor c_hat = o.ln_c_w ? at::empty({T, B, H}, f32) : at::empty({0}, f32);
-  Tensor rstd_c = o.ln_c_w ? at::empty({T, B}, f32) : at::empty({0}, f32);
-  Tensor gh_hat = o.ln_hh ? at::empty({T, B, G}, f32) : at::empty({0}, f32);
-  Tensor rstd_hh = o.ln_hh ? at::empty({T, B}, f32) : at::empty({0}, f32);
+  const float* g_ih = ptr_or_null(ln_ih);
+  const auto f32 = x.options();
+  const Tensor empty = at::empty({0}, f32);
+
+  // pre-activations from the input, all steps at once: W_ih x_t (+ LN) + biases, (B, T, G)
+  Tensor x_tm = x.transpose(0, 1).contiguous();  // (T, B, I): each step's rows side by side
+  Tensor xproj = project(x_tm.view({T * B, I}), w_ih, bf16).view({T, B, G});
+  Tensor xhat_ih = g_ih ? pooled({T, B, G}) : empty;
+  Tensor rstd_ih = g_ih ? at::empty({T, B}, f32) : empty;
+  const float* bs = bias.numel() ? bias.data_ptr<float>() : nullptr;
+  if (g_ih || bs) {
+    float* xp = xproj.data_ptr<float>();
+    float* xh = g_ih ? xhat_ih.data_ptr<float>() : nullptr;
+    float* rs = g_ih ? rstd_ih.data_ptr<float>() : nullptr;
+    at::parallel_for(0, B * T, 256, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        float* row = xp + r * G;
+        if (g_ih) {
+          rs[r] = normalise(row, G);
+          std::memcpy(xh + r * G, row, G * sizeof(float));
+          for (int64_t j = 0; j < G; ++j) row[j] *= g_ih[j];
+        }
+        if (bs) {
+#pragma omp simd
+          for (int64_t j = 0; j < G; ++j) row[j] += bs[j];
+        }
+      }
+    });
+  }
+
+  Tensor y_tm = pooled({T, B, H});
+  Tensor gates = pooled({T, B, G});
+  Tensor c_all = pooled({T, B, H});
+  Tensor c_hat = o.ln_c_w ? pooled({T, B, H}) : empty;
+  Tensor rstd_c = o.ln_c_w ? at::empty({T, B}, f32) : empty;
+  Tensor gh_hat = o.ln_hh ? pooled({T, B, G}) : empty;
+  Tensor rstd_hh = o.ln_hh ? at::empty({T, B}, f32) : empty;
   Tensor h = h0.clone(), c = c0.clone();  // the carried state, (B, H)
   Tensor gh = at::empty({B, G}, f32);     // W_hh h_rec of one step, then the pre-activations
+  Tensor h_rec = o.rec_mask ? at::empty({B, H}, f32) : h;
 
   const float* w = w_hh.data_ptr<float>();
+  const bool small = G * H <= kSmallGemm;
+  const Tensor w_t = small ? w_hh.t().contiguous() : empty;  // (H, G), for small_gemm
   const float* xp_all = xproj.data_ptr<float>();
   float* gp_all = gates.data_ptr<float>();
   float* hp = h.data_ptr<float>();
   float* cp = c.data_ptr<float>();
   float* ghp = gh.data_ptr<float>();
-  float* yp_all = y.data_ptr<float>();
-  float* cprev_all = c_prev_all.data_ptr<float>();
-  float* hrec_all = h_rec_all.data_ptr<float>();
-  float* tc_all = tanh_c.data_ptr<float>();
-  float* cout_all = c_out.data_ptr<float>();
+  float* hrecp = h_rec.data_ptr<float>();
+  float* yp_all = y_tm.data_ptr<float>();
+  float* call_p = c_all.data_ptr<float>();
   float* chat_all = o.ln_c_w ? c_hat.data_ptr<float>() : nullptr;
   float* rc_all = o.ln_c_w ? rstd_c.data_ptr<float>() : nullptr;
   float* ghh_all = o.ln_hh ? gh_hat.data_ptr<float>() : nullptr;
   float* rhh_all = o.ln_hh ? rstd_hh.data_ptr<float>() : nullptr;
 
   // zoneout keep values when there are no masks: the evaluation-time probability (0 without zoneout)
-  const std::vector<float> keep_c_const(H, o.keep_c_p), keep_h_const(H, o.keep_h_p), ones(H, 1.f);
+  const std::vector<float> keep_c_const(H, o.keep_c_p), keep_h_const(H, o.keep_h_p);
 
   for_row_blocks(B, T * B * G, [&](int64_t b0, int64_t b1, int64_t) {
+    std::vector<float> arg_buf(H);  // LN(c_new) for tanh
     for (int64_t k = 0; k < T; ++k) {
       const int64_t t = reverse ? T - 1 - k : k;
-      const int64_t tb = t * B;
-      float* hrec = hrec_all + tb * H;
-      for (int64_t b = b0; b < b1; ++b) {
-        const float* m = o.rec_mask ? o.rec_mask + b * H : ones.data();
+      if (o.rec_mask) {
+        for (int64_t b = b0; b < b1; ++b) {
 #pragma omp simd
-        for (int64_t j = 0; j < H; ++j) hrec[b * H + j] = hp[b * H + j] * m[j];
+          for (int64_t j = 0; j < H; ++j) hrecp[b * H + j] = hp[b * H + j] * o.rec_mask[b * H + j];
+        }
       }
-      gemm_rows(hrec + b0 * H, b1 - b0, H, w, G, true, ghp + b0 * G);  // W_hh h_rec, rows b0..b1
+      if (small) {  // W_hh h_rec, rows b0..b1
+        small_gemm(hrecp + b0 * H, H, b1 - b0, H, w_t.data_ptr<float>(), G, ghp + b0 * G);
+      } else {
+        gemm_rows(hrecp + b0 * H, b1 - b0, H, w, G, true, ghp + b0 * G);
+      }
       for (int64_t b = b0; b < b1; ++b) {
+        const int64_t bt = t * B + b;
         float* pre = ghp + b * G;
-        const float* xr = xp_all + (tb + b) * G;
-        float* gr = gp_all + (tb + b) * G;
+        const float* xr = xp_all + bt * G;
+        float* gr = gp_all + bt * G;
         float* hr = hp + b * H;
         float* cr = cp + b * H;
-        float* yr = yp_all + (tb + b) * H;
-        float* cprev = cprev_all + (tb + b) * H;
-        float* cn = tc_all + (tb + b) * H;  // holds c_new, then LN(c_new), and finally tanh of it
-        float* cout = cout_all + (tb + b) * H;
-        if (!is_valid(o, t, b)) {  // padding: the state carries over, outputs and traces are 0
-          for (int64_t j = 0; j < G; ++j) gr[j] = 0.f;
-          for (int64_t j = 0; j < H; ++j) {
-            yr[j] = cout[j] = cn[j] = 0.f;
-            cprev[j] = cr[j];
-          }
+        float* yr = yp_all + bt * H;
+        float* ca = call_p + bt * H;  // c_new, then the carried c
+        if (!is_valid(o, t, b)) {     // padding: the state carries over, outputs and gates are 0
+          std::memset(gr, 0, G * sizeof(float));
+          std::memset(yr, 0, H * sizeof(float));
+          std::memcpy(ca, cr, H * sizeof(float));
           continue;
         }
         if (o.ln_hh) {
-          rhh_all[tb + b] = normalise(pre, G);
-          float* saved = ghh_all + (tb + b) * G;
+          rhh_all[bt] = normalise(pre, G);
+          float* saved = ghh_all + bt * G;
           for (int64_t j = 0; j < G; ++j) {
             saved[j] = pre[j];
             pre[j] *= o.ln_hh[j];
@@ -258,69 +429,76 @@ std::vector<Tensor> layer_forward(const Tensor& xproj, const Tensor& h0, const T
           gr[H + j] = f;
           gr[2 * H + j] = g;
           gr[3 * H + j] = og;
-          cprev[j] = cr[j];
-          cn[j] = f * cr[j] + i * g;
+          ca[j] = f * cr[j] + i * g;
         }
-        const float* kc = o.keep_c ? o.keep_c + (tb + b) * H : keep_c_const.data();
-        const float* kh = o.keep_h ? o.keep_h + (tb + b) * H : keep_h_const.data();
-#pragma omp simd
-        for (int64_t j = 0; j < H; ++j) {  // zoneout of c mixes in c_new before any normalisation
-          const float z = kc[j];
-          cr[j] = z * cr[j] + (1.f - z) * cn[j];
-          cout[j] = cr[j];
-        }
+        const float* arg = ca;
         if (o.ln_c_w) {
-          rc_all[tb + b] = normalise(cn, H);
-          float* saved = chat_all + (tb + b) * H;
-          for (int64_t j = 0; j < H; ++j) {
-            saved[j] = cn[j];
-            cn[j] = cn[j] * o.ln_c_w[j] + o.ln_c_b[j];
-          }
+          float* an = arg_buf.data();
+          std::memcpy(an, ca, H * sizeof(float));
+          rc_all[bt] = normalise(an, H);
+          std::memcpy(chat_all + bt * H, an, H * sizeof(float));
+          for (int64_t j = 0; j < H; ++j) an[j] = an[j] * o.ln_c_w[j] + o.ln_c_b[j];
+          arg = an;
         }
+        const float* kc = o.keep_c ? o.keep_c + bt * H : keep_c_const.data();
+        const float* kh = o.keep_h ? o.keep_h + bt * H : keep_h_const.data();
 #pragma omp simd
-        for (int64_t j = 0; j < H; ++j) {
-          const float tc = tanhf_fast(cn[j]);
-          cn[j] = tc;
-          const float z = kh[j];
-          hr[j] = z * hr[j] + (1.f - z) * gr[3 * H + j] * tc;
+        for (int64_t j = 0; j < H; ++j) {  // h = o tanh(LN(c_new)), then zoneout mixes both with the old state
+          const float h_new = gr[3 * H + j] * tanhf_fast(arg[j]);
+          const float c_new = ca[j];
+          hr[j] = kh[j] * hr[j] + (1.f - kh[j]) * h_new;
+          cr[j] = kc[j] * cr[j] + (1.f - kc[j]) * c_new;
           yr[j] = hr[j];
+          ca[j] = cr[j];
         }
       }
     }
   });
-  return {y, h, c, gates, c_prev_all, h_rec_all, tanh_c, c_hat, rstd_c, gh_hat, rstd_hh, c_out};
+  Tensor y = pooled({B, T, H});
+  y.copy_(y_tm.transpose(0, 1));
+  return {y, h, c, y_tm, gates, c_all, xhat_ih, rstd_ih, gh_hat, rstd_hh, c_hat, rstd_c};
 }
 
-// Backward of layer_forward. dy (T, B, H), dh_T, dc_T (B, H) and the saved tensors in; returns
-// d xproj (T, B, G), dh0, dc0 (B, H), dW_hh (G, H) and the layer norms' gradients (empty when absent).
-std::vector<Tensor> layer_backward(const Tensor& dy, const Tensor& dh_T, const Tensor& dc_T, const Tensor& w_hh,
-                                   const Tensor& gates, const Tensor& c_prev_all, const Tensor& h_rec_all,
-                                   const Tensor& tanh_c, const Tensor& c_hat, const Tensor& rstd_c,
-                                   const Tensor& gh_hat, const Tensor& rstd_hh, const c10::optional<Tensor>& ln_hh,
+// Backward of layer_forward: dy (B, T, H), dh_T, dc_T (B, H), the forward's inputs and saved tensors in;
+// returns dx (B, T, I) (empty unless need_dx), dh0, dc0 (B, H), dW_ih (G, I), dW_hh (G, H), d bias (G),
+// and the layer norms' gains' gradients (empty when absent): d ln_ih (G), d ln_hh (G), d ln_c_w, d ln_c_b (H).
+std::vector<Tensor> layer_backward(const Tensor& dy, const Tensor& dh_T, const Tensor& dc_T, const Tensor& x,
+                                   const Tensor& h0, const Tensor& c0, const Tensor& w_ih, const Tensor& w_hh,
+                                   const Tensor& y_tm, const Tensor& gates, const Tensor& c_all,
+                                   const Tensor& xhat_ih, const Tensor& rstd_ih, const Tensor& gh_hat,
+                                   const Tensor& rstd_hh, const Tensor& c_hat, const Tensor& rstd_c,
+                                   const c10::optional<Tensor>& ln_ih, const c10::optional<Tensor>& ln_hh,
                                    const c10::optional<Tensor>& ln_c_w, const c10::optional<Tensor>& ln_c_b,
                                    const c10::optional<Tensor>& rec_mask, const c10::optional<Tensor>& keep_c,
                                    const c10::optional<Tensor>& keep_h, double keep_c_p, double keep_h_p,
-                                   const c10::optional<Tensor>& lengths, bool reverse) {
-  const int64_t T = gates.size(0), B = gates.size(1), G = gates.size(2), H = G / 4;
+                                   const c10::optional<Tensor>& lengths, bool reverse, bool bf16, bool need_dx) {
+  const int64_t B = x.size(0), T = x.size(1), I = x.size(2), G = w_hh.size(0), H = G / 4;
   const Options o = make_options(ln_hh, ln_c_w, ln_c_b, rec_mask, keep_c, keep_h, keep_c_p, keep_h_p, lengths);
-  const auto f32 = gates.options();
-  Tensor dxproj = at::empty({T, B, G}, f32);  // d pre-activations
-  Tensor dgh_all = o.ln_hh ? at::empty({T, B, G}, f32) : dxproj;  // gradient of the raw W_hh h_rec
-  Tensor dh = dh_T.clone(), dc = dc_T.clone();  // carried gradients of the state, (B, H)
+  const float* g_ih = ptr_or_null(ln_ih);
+  const auto f32 = x.options();
+  const Tensor empty = at::empty({0}, f32);
+  Tensor dxproj = pooled({T, B, G});                                    // d pre-activations
+  Tensor dgh_all = o.ln_hh ? pooled({T, B, G}) : dxproj;                // d of the raw W_hh h_rec
+  Tensor h_rec_all = pooled({T, B, H});                                 // h_prev (masked), rebuilt here
+  Tensor dh = dh_T.clone(), dc = dc_T.clone();                          // carried gradients of the state
   Tensor dh_rec = at::empty({B, H}, f32);
   // per-block accumulators of the layer norms' gradients, summed at the end
   const int64_t blocks = std::max<int64_t>(1, at::get_num_threads());
-  Tensor dln_hh_parts = o.ln_hh ? at::zeros({blocks, G}, f32) : at::empty({0}, f32);
-  Tensor dln_cw_parts = o.ln_c_w ? at::zeros({blocks, H}, f32) : at::empty({0}, f32);
-  Tensor dln_cb_parts = o.ln_c_w ? at::zeros({blocks, H}, f32) : at::empty({0}, f32);
+  Tensor dln_hh_parts = o.ln_hh ? at::zeros({blocks, G}, f32) : empty;
+  Tensor dln_cw_parts = o.ln_c_w ? at::zeros({blocks, H}, f32) : empty;
+  Tensor dln_cb_parts = o.ln_c_w ? at::zeros({blocks, H}, f32) : empty;
 
   const float* w = w_hh.data_ptr<float>();
-  const float* dyp = dy.data_ptr<float>();
+  Tensor dy_tm = dy.transpose(0, 1).contiguous();  // (T, B, H)
+  const float* dyp = dy_tm.data_ptr<float>();
   const float* gp_all = gates.data_ptr<float>();
-  const float* cprev_all = c_prev_all.data_ptr<float>();
-  const float* tc_all = tanh_c.data_ptr<float>();
+  const float* call_p = c_all.data_ptr<float>();
+  const float* yp_all = y_tm.data_ptr<float>();
+  const float* h0p = h0.data_ptr<float>();
+  const float* c0p = c0.data_ptr<float>();
   float* dpre_all = dxproj.data_ptr<float>();
   float* dgh_all_p = dgh_all.data_ptr<float>();
+  float* hrec_all = h_rec_all.data_ptr<float>();
   float* dhp = dh.data_ptr<float>();
   float* dcp = dc.data_ptr<float>();
   float* dhrec = dh_rec.data_ptr<float>();
@@ -331,29 +509,47 @@ std::vector<Tensor> layer_backward(const Tensor& dy, const Tensor& dh_T, const T
     float* dlnhh = o.ln_hh ? dln_hh_parts.data_ptr<float>() + block * G : nullptr;
     float* dlncw = o.ln_c_w ? dln_cw_parts.data_ptr<float>() + block * H : nullptr;
     float* dlncb = o.ln_c_w ? dln_cb_parts.data_ptr<float>() + block * H : nullptr;
-    std::vector<float> dcn_buf(H), dcx_buf(H), dkeep_buf((b1 - b0) * H);
+    std::vector<float> dcn_buf(H), dcx_buf(H), tc_buf(H), dkeep_buf((b1 - b0) * H);
     float* dcn = dcn_buf.data();
+    float* tc = tc_buf.data();
     float* dkeep = dkeep_buf.data();  // gradient reaching h_prev straight through zoneout or padding
     for (int64_t k = T - 1; k >= 0; --k) {
       const int64_t t = reverse ? T - 1 - k : k;
-      const int64_t tb = t * B;
+      const int64_t t_prev = reverse ? t + 1 : t - 1;
       for (int64_t b = b0; b < b1; ++b) {
-        float* dpre = dpre_all + (tb + b) * G;
-        float* dgh = dgh_all_p + (tb + b) * G;
+        const int64_t bt = t * B + b;
+        float* dpre = dpre_all + bt * G;
+        float* dgh = dgh_all_p + bt * G;
+        float* hrec = hrec_all + bt * H;
         float* dhr = dhp + b * H;
         float* dcr = dcp + b * H;
         float* dk = dkeep + (b - b0) * H;
         if (!is_valid(o, t, b)) {  // padding: the state's gradient passes through untouched
-          for (int64_t j = 0; j < G; ++j) dpre[j] = dgh[j] = 0.f;
+          std::memset(dpre, 0, G * sizeof(float));
+          if (o.ln_hh) std::memset(dgh, 0, G * sizeof(float));
+          std::memset(hrec, 0, H * sizeof(float));
           for (int64_t j = 0; j < H; ++j) dk[j] = dhr[j];
           continue;
         }
-        const float* gr = gp_all + (tb + b) * G;
-        const float* cprev = cprev_all + (tb + b) * H;
-        const float* dyr = dyp + (tb + b) * H;
-        const float* kc = o.keep_c ? o.keep_c + (tb + b) * H : keep_c_const.data();
-        const float* kh = o.keep_h ? o.keep_h + (tb + b) * H : keep_h_const.data();
-        const float* tc = tc_all + (tb + b) * H;
+        // the state this step started from: the initial one, or the one after the previous valid step
+        const bool first = t_prev < 0 || t_prev >= T || !is_valid(o, t_prev, b);
+        const float* hprev = first ? h0p + b * H : yp_all + (t_prev * B + b) * H;
+        const float* cprev = first ? c0p + b * H : call_p + (t_prev * B + b) * H;
+        const float* m = o.rec_mask ? o.rec_mask + b * H : ones.data();
+        const float* gr = gp_all + bt * G;
+        const float* dyr = dyp + bt * H;
+        const float* kc = o.keep_c ? o.keep_c + bt * H : keep_c_const.data();
+        const float* kh = o.keep_h ? o.keep_h + bt * H : keep_h_const.data();
+        const float* chat = o.ln_c_w ? c_hat.data_ptr<float>() + bt * H : nullptr;
+#pragma omp simd
+        for (int64_t j = 0; j < H; ++j) hrec[j] = hprev[j] * m[j];
+        if (chat) {  // tanh(LN(c_new)) again, from the saved LN(c_new)
+#pragma omp simd
+          for (int64_t j = 0; j < H; ++j) tc[j] = tanhf_fast(chat[j] * o.ln_c_w[j] + o.ln_c_b[j]);
+        } else {     // or from the gates and c_prev: c_new = f c_prev + i g
+#pragma omp simd
+          for (int64_t j = 0; j < H; ++j) tc[j] = tanhf_fast(gr[H + j] * cprev[j] + gr[j] * gr[2 * H + j]);
+        }
 #pragma omp simd
         for (int64_t j = 0; j < H; ++j) {  // through h = z h_prev + (1 - z) o tanh(LN(c_new))
           const float dh_tot = dhr[j] + dyr[j];
@@ -365,10 +561,9 @@ std::vector<Tensor> layer_backward(const Tensor& dy, const Tensor& dh_T, const T
           dcn[j] = dh_new * og * (1.f - tc[j] * tc[j]);       // d of tanh's argument
         }
         if (o.ln_c_w) {
-          const float* chat = c_hat.data_ptr<float>() + (tb + b) * H;
           for (int64_t j = 0; j < H; ++j) dlncb[j] += dcn[j];
-          normalise_backward(dcn, chat, o.ln_c_w, rstd_c.data_ptr<float>()[tb + b], H, dcx_buf.data(), dlncw);
-          for (int64_t j = 0; j < H; ++j) dcn[j] = dcx_buf[j];
+          normalise_backward(dcn, chat, o.ln_c_w, rstd_c.data_ptr<float>()[bt], H, dcx_buf.data(), dlncw);
+          std::memcpy(dcn, dcx_buf.data(), H * sizeof(float));
         }
 #pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
@@ -381,12 +576,16 @@ std::vector<Tensor> layer_backward(const Tensor& dy, const Tensor& dh_T, const T
           dpre[2 * H + j] = dc_new * i * (1.f - g * g);      // d pre_g
         }
         if (o.ln_hh) {
-          const float* ghat = gh_hat.data_ptr<float>() + (tb + b) * G;
-          normalise_backward(dpre, ghat, o.ln_hh, rstd_hh.data_ptr<float>()[tb + b], G, dgh, dlnhh);
+          const float* ghat = gh_hat.data_ptr<float>() + bt * G;
+          normalise_backward(dpre, ghat, o.ln_hh, rstd_hh.data_ptr<float>()[bt], G, dgh, dlnhh);
         }
       }
       // d h_prev: back through W_hh and the recurrent-dropout mask, plus the straight-through part
-      gemm_rows(dgh_all_p + (tb + b0) * G, b1 - b0, G, w, H, false, dhrec + b0 * H);
+      if (G * H <= kSmallGemm) {
+        small_gemm(dgh_all_p + (t * B + b0) * G, G, b1 - b0, G, w, H, dhrec + b0 * H);
+      } else {
+        gemm_rows(dgh_all_p + (t * B + b0) * G, b1 - b0, G, w, H, false, dhrec + b0 * H);
+      }
       for (int64_t b = b0; b < b1; ++b) {
         const float* dk = dkeep + (b - b0) * H;
         const float* m = o.rec_mask ? o.rec_mask + b * H : ones.data();
@@ -395,12 +594,41 @@ std::vector<Tensor> layer_backward(const Tensor& dy, const Tensor& dh_T, const T
       }
     }
   });
-  // the weight gradient of the recurrent product, for all steps at once: (G, T*B) @ (T*B, H)
+  // the weight gradients, all steps at once
   Tensor dw_hh = at::mm(dgh_all.view({T * B, G}).t(), h_rec_all.view({T * B, H}));
-  Tensor dln_hh = o.ln_hh ? dln_hh_parts.sum(0) : at::empty({0}, f32);
-  Tensor dln_c_w = o.ln_c_w ? dln_cw_parts.sum(0) : at::empty({0}, f32);
-  Tensor dln_c_b = o.ln_c_w ? dln_cb_parts.sum(0) : at::empty({0}, f32);
-  return {dxproj, dh, dc, dw_hh, dln_hh, dln_c_w, dln_c_b};
+  Tensor dbias = dxproj.view({T * B, G}).sum(0);
+  Tensor dln_ih = empty;
+  if (g_ih) {  // back through LN(W_ih x), in place: dxproj becomes d (W_ih x)
+    float* dp = dpre_all;
+    const float* xh = xhat_ih.data_ptr<float>();
+    const float* rs = rstd_ih.data_ptr<float>();
+    Tensor parts = at::zeros({blocks, G}, f32);
+    float* pp = parts.data_ptr<float>();
+    at::parallel_for(0, B * T, 256, [&](int64_t r0, int64_t r1) {
+      std::vector<float> tmp(G);
+      float* acc = pp + std::min<int64_t>(at::get_thread_num(), blocks - 1) * G;
+      for (int64_t r = r0; r < r1; ++r) {
+        normalise_backward(dp + r * G, xh + r * G, g_ih, rs[r], G, tmp.data(), acc);
+        std::memcpy(dp + r * G, tmp.data(), G * sizeof(float));
+      }
+    });
+    dln_ih = parts.sum(0);
+  }
+  Tensor d2 = dxproj.view({T * B, G});
+  Tensor dw_ih = matmul(d2.t(), x.transpose(0, 1).contiguous().view({T * B, I}), bf16);
+  Tensor dx = empty;
+  if (need_dx && !bf16) {
+    Tensor dx_tm = pooled({T * B, I});
+    at::mm_out(dx_tm, d2, w_ih);
+    dx = pooled({B, T, I});
+    dx.copy_(dx_tm.view({T, B, I}).transpose(0, 1));
+  } else if (need_dx) {
+    dx = matmul(d2, w_ih, bf16).view({T, B, I}).transpose(0, 1).contiguous();
+  }
+  Tensor dln_hh = o.ln_hh ? dln_hh_parts.sum(0) : empty;
+  Tensor dln_c_w = o.ln_c_w ? dln_cw_parts.sum(0) : empty;
+  Tensor dln_c_b = o.ln_c_w ? dln_cb_parts.sum(0) : empty;
+  return {dx, dh, dc, dw_ih, dw_hh, dbias, dln_ih, dln_hh, dln_c_w, dln_c_b};
 }
 
 // One step of a whole unidirectional stack, for stepwise inference (generation, live forecasting): no
@@ -478,9 +706,138 @@ std::vector<Tensor> stack_step(const Tensor& x, const Tensor& h, const Tensor& c
   return {h_new, c_new};
 }
 
+// The next token from logits (V) and one uniform number u in [0, 1): the banned id (or -1) never comes;
+// temperature 0 takes the argmax; otherwise softmax(logits / temperature) restricted to the top_k largest
+// (0 = all), sampled by inverse CDF (the first id whose cumulative probability exceeds u). nn/sampling.py's
+// pick is the same rule in PyTorch.
+int64_t pick_token(const float* logits, int64_t V, float u, float temperature, int64_t top_k, int64_t banned,
+                   std::vector<float>& work) {
+  int64_t best = -1;
+  for (int64_t v = 0; v < V; ++v) {
+    if (v != banned && (best < 0 || logits[v] > logits[best])) best = v;
+  }
+  if (temperature == 0.f || best < 0) return std::max<int64_t>(best, 0);
+  const float lowest = std::numeric_limits<float>::lowest();  // (no infinities under -ffast-math)
+  float kth = lowest;
+  if (top_k > 0 && top_k < V) {
+    work.assign(logits, logits + V);
+    if (banned >= 0) work[banned] = lowest;
+    std::nth_element(work.begin(), work.begin() + (top_k - 1), work.end(), std::greater<float>());
+    kth = work[top_k - 1];
+  }
+  work.resize(V);
+  float total = 0.f;
+  for (int64_t v = 0; v < V; ++v) {
+    const bool allowed = v != banned && logits[v] >= kth;
+    work[v] = allowed ? std::exp((logits[v] - logits[best]) / temperature) : 0.f;
+    total += work[v];
+  }
+  const float threshold = u * total;
+  float cumulative = 0.f;
+  for (int64_t v = 0; v < V; ++v) {
+    cumulative += work[v];
+    if (work[v] > 0.f && cumulative > threshold) return v;
+  }
+  return best;  // rounding left the threshold above the total
+}
+
+// Generation with the state carried, one call for n tokens: at step s, the token is picked from the current
+// logits with uniforms[s] (pick_token), then the stack reads its embedding and the head gives the next
+// logits. logits (V); h, c (L, 1, H); embedding (V_in, E); per layer W_ih, W_hh and the summed bias (or
+// empty); head_w (V, H), head_b (V) or empty. Returns the n ids, the final h, c (L, 1, H) and the last
+// logits (V). One parallel region for the whole run: threads split each layer's units and the head's rows,
+// and meet at one barrier per layer and one per step.
+std::vector<Tensor> sample_chain(const Tensor& logits0, const Tensor& h0, const Tensor& c0, const Tensor& embedding,
+                                 const std::vector<Tensor>& w_ih, const std::vector<Tensor>& w_hh,
+                                 const std::vector<Tensor>& bias, const Tensor& head_w, const Tensor& head_b,
+                                 const Tensor& uniforms, double temperature, int64_t top_k, int64_t banned,
+                                 double keep_p) {
+  const int64_t L = h0.size(0), H = h0.size(2), G = 4 * H, V = head_w.size(0), E = embedding.size(1);
+  const int64_t n = uniforms.size(0);
+  Tensor ids = at::empty({n}, at::TensorOptions().dtype(at::kLong));
+  Tensor h_a = h0.clone(), h_b = at::empty_like(h0), c = c0.clone();
+  Tensor logits_a = logits0.clone(), logits_b = at::empty_like(logits0);
+  int64_t* idp = ids.data_ptr<int64_t>();
+  const float* up = uniforms.data_ptr<float>();
+  const float* emb = embedding.data_ptr<float>();
+  const float* hw = head_w.data_ptr<float>();
+  const float* hb = head_b.numel() ? head_b.data_ptr<float>() : nullptr;
+  std::vector<const float*> wi(L), wh(L), bs(L);
+  int64_t bytes = V * H * 4;
+  for (int64_t l = 0; l < L; ++l) {
+    wi[l] = w_ih[l].data_ptr<float>();
+    wh[l] = w_hh[l].data_ptr<float>();
+    bs[l] = bias[l].numel() ? bias[l].data_ptr<float>() : nullptr;
+    bytes += G * (w_ih[l].size(1) + H) * 4;
+  }
+  const float z = static_cast<float>(keep_p), temp = static_cast<float>(temperature);
+  float* cp = c.data_ptr<float>();
+  // small models stay on one thread: a barrier costs more than streaming their weights
+  const int threads = bytes < (1 << 19) ? 1 : std::max(1, at::get_num_threads());
+
+#pragma omp parallel num_threads(threads)
+  {
+    const int64_t tid = omp_get_thread_num(), team = omp_get_num_threads();
+    const int64_t j0 = H * tid / team, j1 = H * (tid + 1) / team;  // this thread's units
+    const int64_t v0 = V * tid / team, v1 = V * (tid + 1) / team;  // and head rows
+    std::vector<float> work;
+    float* h_old = h_a.data_ptr<float>();
+    float* h_new = h_b.data_ptr<float>();
+    float* lg_cur = logits_a.data_ptr<float>();
+    float* lg_next = logits_b.data_ptr<float>();
+    for (int64_t s = 0; s < n; ++s) {
+      const int64_t id = pick_token(lg_cur, V, up[s], temp, top_k, banned, work);  // the same on every thread
+      if (tid == 0) idp[s] = id;
+      for (int64_t l = 0; l < L; ++l) {
+        const int64_t I = l == 0 ? E : H;
+        const float* x = l == 0 ? emb + id * E : h_new + (l - 1) * H;
+        const float* hp = h_old + l * H;
+        float* hn = h_new + l * H;
+        float* cl = cp + l * H;
+        for (int64_t j = j0; j < j1; ++j) {
+          float pre[4];
+          for (int64_t q = 0; q < 4; ++q) {
+            const int64_t r = q * H + j;
+            const float* wir = wi[l] + r * I;
+            const float* whr = wh[l] + r * H;
+            float acc = bs[l] ? bs[l][r] : 0.f;
+#pragma omp simd reduction(+ : acc)
+            for (int64_t k = 0; k < I; ++k) acc += wir[k] * x[k];
+#pragma omp simd reduction(+ : acc)
+            for (int64_t k = 0; k < H; ++k) acc += whr[k] * hp[k];
+            pre[q] = acc;
+          }
+          const float i = sigmoidf(pre[0]), f = sigmoidf(pre[1]), g = tanhf_fast(pre[2]), o = sigmoidf(pre[3]);
+          const float c_fresh = f * cl[j] + i * g;
+          const float h_fresh = o * tanhf_fast(c_fresh);
+          cl[j] = z * cl[j] + (1.f - z) * c_fresh;
+          hn[j] = z * hp[j] + (1.f - z) * h_fresh;
+        }
+#pragma omp barrier
+      }
+      const float* top = h_new + (L - 1) * H;
+      for (int64_t v = v0; v < v1; ++v) {
+        const float* row = hw + v * H;
+        float acc = hb ? hb[v] : 0.f;
+#pragma omp simd reduction(+ : acc)
+        for (int64_t k = 0; k < H; ++k) acc += row[k] * top[k];
+        lg_next[v] = acc;
+      }
+      std::swap(h_old, h_new);
+      std::swap(lg_cur, lg_next);
+#pragma omp barrier
+    }
+  }
+  // after an even number of steps the buffers are back where they started
+  Tensor h_final = n % 2 == 0 ? h_a : h_b;
+  Tensor logits_final = n % 2 == 0 ? logits_a : logits_b;
+  return {ids, h_final, c, logits_final};
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "lstmkit's fused LSTM recurrence for the CPU";
   m.def("layer_forward", &layer_forward, "one LSTM layer and direction over a whole sequence");
   m.def("layer_backward", &layer_backward, "its backward");
   m.def("stack_step", &stack_step, "one step of a unidirectional stack, without autograd");
+  m.def("sample_chain", &sample_chain, "generation with the state carried, n tokens in one call");
 }
