@@ -7,9 +7,11 @@ dropout, zoneout, layer norms and padding, and in the backward the weight gradie
 The random masks are drawn here, before, in the reference's order. Gate traces come for free: the forward
 keeps the activations for the backward anyway.
 
-Runs: LSTM on the CPU, every feature but projections; the recurrence in float32 (under bf16 autocast the
-input projections and their gradients run in bfloat16). The extension is built on first use
-(backends/extension.py); when it cannot be, this backend says so and "auto" moves on.
+Runs: LSTM on the CPU, every feature but projections, in float32. Under bf16 autocast the matrix products
+run in bfloat16 with float32 accumulation (the input projections and weight gradients always; the recurrent
+products of layers past the small size, 4H x H > 65,536); the gate maths and the state stay float32. The
+extension is built on first use (backends/extension.py); when it cannot be, this backend says so and "auto"
+moves on.
 """
 
 from typing import NamedTuple
@@ -47,7 +49,7 @@ class _Plan(NamedTuple):
     cell_masks: list[tuple[Tensor | None, Tensor | None, Tensor | None, tuple[float, float]]]  # rec, keep_c, keep_h
     layer_masks: list[Tensor | None]  # dropout on each layer's output (B, T, D*H), None for the last
     lengths: Tensor | None
-    bf16: bool     # input projections and their gradients in bfloat16 (training under CPU autocast)
+    bf16: bool     # matrix products in bfloat16 (training under CPU autocast), see the module docstring
     traced: bool   # also return the gates and cell states
 
 

@@ -202,6 +202,15 @@ Tensor pooled(at::IntArrayRef sizes) {
   return at::from_blob(p, sizes, [bytes](void* q) { pool().give(q, bytes); }, at::TensorOptions().dtype(at::kFloat));
 }
 
+// C (rows x n) = A (rows x k) @ Wk with Wk (k x n) in bfloat16, the products accumulated in float32 and
+// the result widened: the recurrent products of the larger layers under bf16 autocast.
+void gemm_rows_bf16(const float* a, int64_t rows, int64_t k, const Tensor& wk, int64_t n, float* c) {
+  if (rows == 0) return;
+  const auto f32 = at::TensorOptions().dtype(at::kFloat);
+  Tensor a_bf = at::from_blob(const_cast<float*>(a), {rows, k}, f32).to(at::kBFloat16);
+  at::from_blob(c, {rows, n}, f32).copy_(at::mm(a_bf, wk));
+}
+
 // Everything optional about a layer: layer norms, masks, lengths. Null pointers mean "absent".
 struct Options {
   const float* ln_hh = nullptr;    // (G) gain of LN(W_hh h)
@@ -365,6 +374,8 @@ std::vector<Tensor> layer_forward(const Tensor& x, const Tensor& h0, const Tenso
   const float* w = w_hh.data_ptr<float>();
   const bool small = G * H <= kSmallGemm;
   const Tensor w_t = small ? w_hh.t().contiguous() : empty;  // (H, G), for small_gemm
+  const bool half = bf16 && !small;                           // larger layers under bf16: bfloat16 products
+  const Tensor w_t_bf = half ? w_hh.t().contiguous().to(at::kBFloat16) : empty;
   const float* xp_all = xproj.data_ptr<float>();
   float* gp_all = gates.data_ptr<float>();
   float* hp = h.data_ptr<float>();
@@ -393,6 +404,8 @@ std::vector<Tensor> layer_forward(const Tensor& x, const Tensor& h0, const Tenso
       }
       if (small) {  // W_hh h_rec, rows b0..b1
         small_gemm(hrecp + b0 * H, H, b1 - b0, H, w_t.data_ptr<float>(), G, ghp + b0 * G);
+      } else if (half) {
+        gemm_rows_bf16(hrecp + b0 * H, b1 - b0, H, w_t_bf, G, ghp + b0 * G);
       } else {
         gemm_rows(hrecp + b0 * H, b1 - b0, H, w, G, true, ghp + b0 * G);
       }
@@ -489,6 +502,8 @@ std::vector<Tensor> layer_backward(const Tensor& dy, const Tensor& dh_T, const T
   Tensor dln_cb_parts = o.ln_c_w ? at::zeros({blocks, H}, f32) : empty;
 
   const float* w = w_hh.data_ptr<float>();
+  const bool half = bf16 && G * H > kSmallGemm;  // as in the forward
+  const Tensor w_bf = half ? w_hh.to(at::kBFloat16) : empty;
   Tensor dy_tm = dy.transpose(0, 1).contiguous();  // (T, B, H)
   const float* dyp = dy_tm.data_ptr<float>();
   const float* gp_all = gates.data_ptr<float>();
@@ -583,6 +598,8 @@ std::vector<Tensor> layer_backward(const Tensor& dy, const Tensor& dh_T, const T
       // d h_prev: back through W_hh and the recurrent-dropout mask, plus the straight-through part
       if (G * H <= kSmallGemm) {
         small_gemm(dgh_all_p + (t * B + b0) * G, G, b1 - b0, G, w, H, dhrec + b0 * H);
+      } else if (half) {
+        gemm_rows_bf16(dgh_all_p + (t * B + b0) * G, b1 - b0, G, w_bf, H, dhrec + b0 * H);
       } else {
         gemm_rows(dgh_all_p + (t * B + b0) * G, b1 - b0, G, w, H, false, dhrec + b0 * H);
       }
@@ -595,7 +612,7 @@ std::vector<Tensor> layer_backward(const Tensor& dy, const Tensor& dh_T, const T
     }
   });
   // the weight gradients, all steps at once
-  Tensor dw_hh = at::mm(dgh_all.view({T * B, G}).t(), h_rec_all.view({T * B, H}));
+  Tensor dw_hh = matmul(dgh_all.view({T * B, G}).t(), h_rec_all.view({T * B, H}), half);
   Tensor dbias = dxproj.view({T * B, G}).sum(0);
   Tensor dln_ih = empty;
   if (g_ih) {  // back through LN(W_ih x), in place: dxproj becomes d (W_ih x)
