@@ -10,13 +10,12 @@ import random
 
 import pytest
 import torch
+from reference_check import TOL, TOL_LAYER_NORM, module_for, outputs_and_grads
 
 from lstmkit import LSTM, BackendUnsupported, LstmkitError
 from lstmkit.backends import _fallbacks_logged, extension, select
 
 CPU = torch.device("cpu")
-TOL = {"atol": 1e-5, "rtol": 1e-4}
-TOL_LAYER_NORM = {"atol": 1e-4, "rtol": 1e-3}
 
 needs_extension = pytest.mark.skipif(
     extension.unavailable_reason() is not None, reason=f"{extension.unavailable_reason()}"
@@ -54,33 +53,10 @@ def _case_id(c):
     return f"L{c['layers']}-{'bi' if c['bidirectional'] else 'uni'}-{mode}-" + ("+".join(features) or "plain")
 
 
-def _module(case):
-    torch.manual_seed(case["seed"])
-    module = LSTM(
-        case["input_size"], case["hidden"], num_layers=case["layers"], bidirectional=case["bidirectional"],
-        dropout=case["dropout"], recurrent_dropout=case["recurrent_dropout"], zoneout=case["zoneout"],
-        layer_norm=case["layer_norm"], backend="reference",
-    )
-    with torch.no_grad():  # layer-norm gains away from their initial ones, so that their role is tested
-        for name, p in module.named_parameters():
-            if name.startswith("ln_"):
-                p.add_(0.3 * torch.randn_like(p))
-    return module.train(case["training"])
-
-
-def _outputs_and_grads(module, x, state, lengths, seed):
-    torch.manual_seed(seed)  # the same masks for both backends: they draw them in the same order
-    y, (h, c) = module(x, state, lengths)
-    gen = torch.Generator().manual_seed(7)
-    loss = sum((t * torch.randn(t.shape, generator=gen)).sum() for t in (y, h, c))
-    leaves = [x, *(state or ()), *module.parameters()]
-    return [y, h, c, *torch.autograd.grad(loss, leaves)]
-
-
 @needs_extension
 @pytest.mark.parametrize("case", _cases(), ids=_case_id)
 def test_fused_matches_reference(case):
-    module = _module(case)
+    module = module_for(case)
     x = torch.randn(case["batch"], case["steps"], case["input_size"], requires_grad=True)
     lengths = torch.randint(1, case["steps"] + 1, (case["batch"],)) if case["lengths"] else None
     state = None
@@ -88,9 +64,9 @@ def test_fused_matches_reference(case):
         rows = case["layers"] * (2 if case["bidirectional"] else 1)
         shape = (rows, case["batch"], case["hidden"])
         state = (torch.randn(shape, requires_grad=True), torch.randn(shape, requires_grad=True))
-    want = _outputs_and_grads(module, x, state, lengths, case["seed"])
+    want = outputs_and_grads(module, x, state, lengths, case["seed"])
     module.backend = "fused"
-    got = _outputs_and_grads(module, x, state, lengths, case["seed"])
+    got = outputs_and_grads(module, x, state, lengths, case["seed"])
     tol = TOL_LAYER_NORM if case["layer_norm"] else TOL
     names = ["y", "h_n", "c_n", "x", *(["h0", "c0"] if state else []), *(n for n, _ in module.named_parameters())]
     for name, g, w in zip(names, got, want, strict=True):
@@ -114,14 +90,14 @@ def test_fused_matches_reference_on_wider_layers(shape):
         shape, bidirectional=True, lengths=False, initial_state=True, dropout=0.0, recurrent_dropout=0.25,
         zoneout=0.0, layer_norm=False, training=True, seed=5,
     )
-    module = _module(case)
+    module = module_for(case)
     x = torch.randn(case["batch"], case["steps"], case["input_size"], requires_grad=True)
     rows = case["layers"] * 2
     shape3 = (rows, case["batch"], case["hidden"])
     state = (torch.randn(shape3, requires_grad=True), torch.randn(shape3, requires_grad=True))
-    want = _outputs_and_grads(module, x, state, None, case["seed"])
+    want = outputs_and_grads(module, x, state, None, case["seed"])
     module.backend = "fused"
-    got = _outputs_and_grads(module, x, state, None, case["seed"])
+    got = outputs_and_grads(module, x, state, None, case["seed"])
     names = ["y", "h_n", "c_n", "x", "h0", "c0", *(n for n, _ in module.named_parameters())]
     for name, g, w in zip(names, got, want, strict=True):
         torch.testing.assert_close(g, w, **TOL, msg=lambda m, name=name: f"{name}: {m}")
@@ -136,12 +112,12 @@ TOL_BF16 = dict(atol=3e-2, rtol=3e-2)
 @needs_extension
 @pytest.mark.parametrize("case", _cases()[:8], ids=_case_id)
 def test_fused_under_bf16_autocast_stays_close_to_float32(case):
-    module = _module(case)
+    module = module_for(case)
     x = torch.randn(case["batch"], case["steps"], case["input_size"], requires_grad=True)
-    want = _outputs_and_grads(module, x, None, None, case["seed"])
+    want = outputs_and_grads(module, x, None, None, case["seed"])
     module.backend = "fused"
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        got = _outputs_and_grads(module, x, None, None, case["seed"])
+        got = outputs_and_grads(module, x, None, None, case["seed"])
     names = ["y", "h_n", "c_n", "x", *(n for n, _ in module.named_parameters())]
     for name, g, w in zip(names, got, want, strict=True):
         assert g.dtype == torch.float32, name  # the layer hands float32 back under autocast
@@ -158,12 +134,12 @@ def test_fused_bf16_recurrent_products_of_a_larger_layer_stay_close_to_float32()
         batch=4, steps=6, input_size=8, hidden=130, layers=1, bidirectional=False, dropout=0.0,
         recurrent_dropout=0.0, zoneout=0.0, layer_norm=False, training=True, seed=3,
     )
-    module = _module(case)
+    module = module_for(case)
     x = torch.randn(4, 6, 8, requires_grad=True)
-    want = _outputs_and_grads(module, x, None, None, 3)
+    want = outputs_and_grads(module, x, None, None, 3)
     module.backend = "fused"
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        got = _outputs_and_grads(module, x, None, None, 3)
+        got = outputs_and_grads(module, x, None, None, 3)
     names = ["y", "h_n", "c_n", "x", *(n for n, _ in module.named_parameters())]
     for name, g, w in zip(names, got, want, strict=True):
         scale = max(1.0, float(w.detach().abs().max()))

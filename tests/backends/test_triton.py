@@ -14,13 +14,12 @@ import random
 
 import pytest
 import torch
+from reference_check import TOL, TOL_LAYER_NORM, module_for, outputs_and_grads
 
 from lstmkit import GRU, LSTM, BackendUnsupported
 from lstmkit.backends import _fallbacks_logged, extension, reference, select, triton_gpu
 
 CPU = torch.device("cpu")
-TOL = {"atol": 1e-5, "rtol": 1e-4}
-TOL_LAYER_NORM = {"atol": 1e-4, "rtol": 1e-3}
 
 needs_triton = pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
 
@@ -56,35 +55,12 @@ def interpreter(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "1")
 
 
-def _module(case):
-    torch.manual_seed(case["seed"])
-    module = LSTM(
-        case["input_size"], case["hidden"], num_layers=case["layers"], bidirectional=case["bidirectional"],
-        dropout=case["dropout"], recurrent_dropout=case["recurrent_dropout"], zoneout=case["zoneout"],
-        layer_norm=case["layer_norm"], backend="reference",
-    )
-    with torch.no_grad():  # layer-norm gains away from their initial ones, so that their role is tested
-        for name, p in module.named_parameters():
-            if name.startswith("ln_"):
-                p.add_(0.3 * torch.randn_like(p))
-    return module.train(case["training"])
-
-
-def _outputs_and_grads(module, x, state, lengths, seed):
-    torch.manual_seed(seed)  # the same masks for both backends: they draw them in the same order
-    y, (h, c) = module(x, state, lengths)
-    gen = torch.Generator().manual_seed(7)
-    loss = sum((t * torch.randn(t.shape, generator=gen)).sum() for t in (y, h, c))
-    leaves = [x, *(state or ()), *module.parameters()]
-    return [y, h, c, *torch.autograd.grad(loss, leaves)]
-
-
 @needs_triton
 @pytest.mark.usefixtures("interpreter")
 @pytest.mark.parametrize("name", list(FEATURES))
 def test_triton_matches_reference(name):
     case = _case(name)
-    module = _module(case)
+    module = module_for(case)
     assert select("triton", module.spec, device=CPU, training=case["training"]) is triton_gpu
     x = torch.randn(case["batch"], case["steps"], case["input_size"], requires_grad=True)
     lengths = torch.randint(1, case["steps"] + 1, (case["batch"],)) if case["lengths"] else None
@@ -93,9 +69,9 @@ def test_triton_matches_reference(name):
         rows = case["layers"] * (2 if case["bidirectional"] else 1)
         shape = (rows, case["batch"], case["hidden"])
         state = (torch.randn(shape, requires_grad=True), torch.randn(shape, requires_grad=True))
-    want = _outputs_and_grads(module, x, state, lengths, case["seed"])
+    want = outputs_and_grads(module, x, state, lengths, case["seed"])
     module.backend = "triton"
-    got = _outputs_and_grads(module, x, state, lengths, case["seed"])
+    got = outputs_and_grads(module, x, state, lengths, case["seed"])
     tol = TOL_LAYER_NORM if case["layer_norm"] else TOL
     names = ["y", "h_n", "c_n", "x", *(["h0", "c0"] if state else []), *(n for n, _ in module.named_parameters())]
     assert len(names) == len(got) == len(want)

@@ -163,14 +163,8 @@ def run(
     cell_masks, layer_masks = [], []
     for layer in range(spec.num_layers):
         for _ in range(spec.num_directions):
-            rec_mask, zoneout = masks.draw(spec, batch, steps, x, training)
-            keep_c = keep_h = None
-            keep_p = (0.0, 0.0)
-            if zoneout is not None and isinstance(zoneout.keep_c, Tensor):
-                keep_c, keep_h = zoneout.keep_c.contiguous(), zoneout.keep_h.contiguous()   # (T, B, H)
-            elif zoneout is not None:
-                keep_p = (float(zoneout.keep_c), float(zoneout.keep_h))
-            cell_masks.append((rec_mask, keep_c, keep_h, keep_p))
+            rec_mask, keep_c, keep_h, keep_p = masks.for_kernel(spec, batch, steps, x, training)
+            cell_masks.append((rec_mask, keep_c, keep_h, keep_p or (0.0, 0.0)))
         below = training and spec.dropout > 0 and layer < spec.num_layers - 1
         shape = (batch, steps, spec.num_directions * spec.hidden_size)
         layer_masks.append(masks.layer_dropout(spec, shape, x) if below else None)

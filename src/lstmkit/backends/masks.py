@@ -35,6 +35,21 @@ def draw(spec: StackSpec, batch: int, steps: int, like: Tensor, training: bool) 
     return rec, zoneout_masks(spec, batch, steps, like, training)
 
 
+def for_kernel(
+    spec: StackSpec, batch: int, steps: int, like: Tensor, training: bool
+) -> tuple[Tensor | None, Tensor | None, Tensor | None, tuple[float, float] | None]:
+    """``draw`` as compiled kernels take it, float32 and contiguous: the recurrent-dropout mask (B, H), the
+    zoneout masks keep_c, keep_h (T, B, H) while training, and the evaluation-time keep probabilities
+    (keep_c, keep_h); None for what is absent (keep probabilities only without zoneout)."""
+    rec, zoneout = draw(spec, batch, steps, like, training)
+    rec = None if rec is None else rec.float().contiguous()
+    if zoneout is None:
+        return rec, None, None, None
+    if isinstance(zoneout.keep_c, Tensor):
+        return rec, zoneout.keep_c.float().contiguous(), zoneout.keep_h.float().contiguous(), (0.0, 0.0)
+    return rec, None, None, (float(zoneout.keep_c), float(zoneout.keep_h))
+
+
 def layer_dropout(spec: StackSpec, shape: tuple[int, int, int], like: Tensor) -> Tensor:
     """Dropout mask, scaled by 1 / keep, on the output (B, T, D*(H or P)) of a layer below another."""
     keep = 1.0 - spec.dropout

@@ -226,16 +226,11 @@ def run(
         for direction in range(spec.num_directions):
             idx = layer * spec.num_directions + direction
             w = weights[idx]
-            rec_mask, zoneout = masks.draw(spec, batch, steps, x, training)
-            keep_c = keep_h = keep_p = None
-            if zoneout is not None and isinstance(zoneout.keep_c, Tensor):
-                keep_c, keep_h, keep_p = _float(zoneout.keep_c), _float(zoneout.keep_h), (0.0, 0.0)
-            elif zoneout is not None:
-                keep_p = (float(zoneout.keep_c), float(zoneout.keep_h))
+            rec_mask, keep_c, keep_h, keep_p = masks.for_kernel(spec, batch, steps, x, training)
             xproj = _input_projection(layer_input, w).float().contiguous()     # (T, B, 4H)
             y, h_T, c_T, *traced = _Recurrence.apply(
                 xproj, h0_all[idx].float(), c0_all[idx].float(), _float(w.w_hh),
-                _float(w.ln_hh), _float(w.ln_c_w), _float(w.ln_c_b), _float(rec_mask), keep_c, keep_h, keep_p,
+                _float(w.ln_hh), _float(w.ln_c_w), _float(w.ln_c_b), rec_mask, keep_c, keep_h, keep_p,
                 lengths, direction == 1, trace is not None,
             )
             if trace is not None:

@@ -72,6 +72,7 @@ struct SingleThreadedBlas {
 // columns are accumulated in registers over all of k; no packing, no zeroing pass. Tail columns (n not a
 // multiple of 16) are plain loops.
 constexpr int64_t kSmallGemm = 65536;
+inline bool small_weights(int64_t G, int64_t H) { return G * H <= kSmallGemm; }
 typedef float v16 __attribute__((vector_size(64)));
 typedef float v16u __attribute__((vector_size(64), aligned(4)));  // the same, at any float alignment
 
@@ -372,7 +373,7 @@ std::vector<Tensor> layer_forward(const Tensor& x, const Tensor& h0, const Tenso
   Tensor h_rec = o.rec_mask ? at::empty({B, H}, f32) : h;
 
   const float* w = w_hh.data_ptr<float>();
-  const bool small = G * H <= kSmallGemm;
+  const bool small = small_weights(G, H);
   const Tensor w_t = small ? w_hh.t().contiguous() : empty;  // (H, G), for small_gemm
   const bool half = bf16 && !small;                           // larger layers under bf16: bfloat16 products
   const Tensor w_t_bf = half ? w_hh.t().contiguous().to(at::kBFloat16) : empty;
@@ -502,7 +503,7 @@ std::vector<Tensor> layer_backward(const Tensor& dy, const Tensor& dh_T, const T
   Tensor dln_cb_parts = o.ln_c_w ? at::zeros({blocks, H}, f32) : empty;
 
   const float* w = w_hh.data_ptr<float>();
-  const bool half = bf16 && G * H > kSmallGemm;  // as in the forward
+  const bool small = small_weights(G, H), half = bf16 && !small;  // as in the forward
   const Tensor w_bf = half ? w_hh.to(at::kBFloat16) : empty;
   Tensor dy_tm = dy.transpose(0, 1).contiguous();  // (T, B, H)
   const float* dyp = dy_tm.data_ptr<float>();
@@ -596,7 +597,7 @@ std::vector<Tensor> layer_backward(const Tensor& dy, const Tensor& dh_T, const T
         }
       }
       // d h_prev: back through W_hh and the recurrent-dropout mask, plus the straight-through part
-      if (G * H <= kSmallGemm) {
+      if (small) {
         small_gemm(dgh_all_p + (t * B + b0) * G, G, b1 - b0, G, w, H, dhrec + b0 * H);
       } else if (half) {
         gemm_rows_bf16(dgh_all_p + (t * B + b0) * G, b1 - b0, G, w_bf, H, dhrec + b0 * H);
