@@ -73,13 +73,16 @@ def test_fused_matches_reference(case):
         torch.testing.assert_close(g, w, **tol, msg=lambda m, name=name: f"{name}: {m}")
 
 
-# Shapes past the small ones above, so that every blocking of the kernels' small matrix product runs: four
-# and fewer rows per block, 64-, 48-, 32- and 16-column blocks and the leftover columns, and MKL beyond.
+# Shapes past the small ones above, so that every blocking of the kernels' small matrix product runs: blocks
+# of six rows and the leftover one, three and five, 64-, 48-, 32- and 16-column blocks of the zero-padded
+# matrices; and both one-product paths: a projection past the small size, and a layer past it altogether.
 WIDE = [
-    dict(batch=9, steps=4, input_size=5, hidden=37, layers=1),   # 148 gate columns: 64 + 64 + 16 + 4
-    dict(batch=6, steps=3, input_size=3, hidden=12, layers=2),   # 48 = 3 x 16; 12 columns backward
-    dict(batch=7, steps=3, input_size=4, hidden=24, layers=1),   # 96 = 64 + 32; 24 = 16 + 8
-    dict(batch=5, steps=3, input_size=4, hidden=130, layers=1),  # 520 x 130 weights: past the small product
+    dict(batch=13, steps=4, input_size=5, hidden=37, layers=1),    # 148 gate columns: 64 + 64 + 32 padded
+    dict(batch=6, steps=3, input_size=3, hidden=12, layers=2),     # 48 = 3 x 16; 12 columns backward
+    dict(batch=9, steps=3, input_size=4, hidden=24, layers=1),     # 96 = 64 + 32; 24 padded to 32 backward
+    dict(batch=40, steps=5, input_size=3, hidden=25, layers=1),    # enough work to split the batch over threads
+    dict(batch=5, steps=3, input_size=1100, hidden=16, layers=1),  # 64 x 1100 input weights: projected at once
+    dict(batch=5, steps=3, input_size=4, hidden=130, layers=1),    # 520 x 130 weights: past the small product
 ]
 
 

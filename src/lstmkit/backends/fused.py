@@ -1,17 +1,18 @@
 """The fused backend: the LSTM recurrence in compiled code, with every feature torch.nn.LSTM lacks.
 
 The whole stack is one autograd node (_Stack); per layer and direction its forward and its backward are
-one call each into the C++ extension (csrc/fused_lstm.cpp): the input projection of all steps as one
-matrix product, then per step the recurrent product and one fused pass of gate maths with recurrent
-dropout, zoneout, layer norms and padding, and in the backward the weight gradients as one product each.
-The random masks are drawn here, before, in the reference's order. Gate traces come for free: the forward
+one call each into the C++ extension (csrc/fused_lstm.cpp): per step the recurrent product and one fused
+pass of gate maths with recurrent dropout, zoneout, layer norms and padding; the input projection, and in
+the backward the weight gradients, as one matrix product each over all steps (larger layers) or step by
+step inside the time loop while the rows are in cache (small layers, where the BLAS is slow on such skinny
+products). The random masks are drawn here, before, in the reference's order. Gate traces come for free: the forward
 keeps the activations for the backward anyway.
 
 Runs: LSTM on the CPU, every feature but projections, in float32. Under bf16 autocast the matrix products
-run in bfloat16 with float32 accumulation (the input projections and weight gradients always; the recurrent
-products of layers past the small size, 4H x H > 65,536); the gate maths and the state stay float32. The
-extension is built on first use (backends/extension.py); when it cannot be, this backend says so and "auto"
-moves on.
+run in bfloat16 with float32 accumulation (the input projections and weight gradients always, as one
+product each; the recurrent products of layers past the small size, 4H x H > 65,536); the gate maths and
+the state stay float32. The extension is built on first use (backends/extension.py); when it cannot be,
+this backend says so and "auto" moves on.
 """
 
 from typing import NamedTuple
@@ -123,7 +124,7 @@ class _Stack(torch.autograd.Function):
                     rec, keep_c, keep_h, (keep_c_p, keep_h_p) = plan.cell_masks[idx]
                     dy_cell = dy if dirs == 1 else dy[..., direction * hidden : (direction + 1) * hidden]
                     out = ext.layer_backward(
-                        dy_cell.contiguous(), dh_n[idx].contiguous(), dc_n[idx].contiguous(), inputs[layer],
+                        dy_cell, dh_n[idx].contiguous(), dc_n[idx].contiguous(), inputs[layer],
                         h0[idx], c0[idx], w[0], w[1], *saved[idx * S : idx * S + S], *w[4:],
                         rec, keep_c, keep_h, keep_c_p, keep_h_p, plan.lengths, direction == 1, plan.bf16, need_dx,
                     )
