@@ -5,8 +5,8 @@ one call each into the C++ extension (csrc/fused_lstm.cpp): per step the recurre
 pass of gate maths with recurrent dropout, zoneout, layer norms and padding; the input projection, and in
 the backward the weight gradients, as one matrix product each over all steps (larger layers) or step by
 step inside the time loop while the rows are in cache (small layers, where the BLAS is slow on such skinny
-products). The random masks are drawn here, before, in the reference's order. Gate traces come for free: the forward
-keeps the activations for the backward anyway.
+products). The random masks are drawn here, before, in the reference's order. Gate traces come for free:
+the forward keeps the activations for the backward anyway.
 
 Runs: LSTM on the CPU, every feature but projections, in float32. Under bf16 autocast the matrix products
 run in bfloat16 with float32 accumulation (the input projections and weight gradients always, as one
