@@ -15,6 +15,7 @@ the state stay float32. The extension is built on first use (backends/extension.
 this backend says so and "auto" moves on.
 """
 
+from contextlib import nullcontext
 from typing import NamedTuple
 
 import torch
@@ -54,6 +55,11 @@ class _Plan(NamedTuple):
     traced: bool   # also return the gates and cell states
 
 
+def _without_autocast():
+    """The extension's calls take and give float32 tensors: autocast off around them, when it is on."""
+    return torch.autocast("cpu", enabled=False) if torch.is_autocast_enabled("cpu") else nullcontext()
+
+
 class _Stack(torch.autograd.Function):
     """The whole stack as one autograd node: (x, h0, c0, parameters) -> (y, h_n, c_n[, traces]).
 
@@ -67,7 +73,7 @@ class _Stack(torch.autograd.Function):
         spec, dirs = plan.spec, plan.spec.num_directions
         empty = x.new_empty(0)
         layer_input, inputs, saved, finals, traces = x, [], [], [], []
-        with torch.autocast("cpu", enabled=False):
+        with _without_autocast():
             for layer in range(spec.num_layers):
                 inputs.append(layer_input)
                 outputs = []
@@ -114,7 +120,7 @@ class _Stack(torch.autograd.Function):
             dc_n = torch.zeros_like(c0)
         grads: list[Tensor | None] = [None] * len(params)
         dh0, dc0 = [None] * cells, [None] * cells
-        with torch.autocast("cpu", enabled=False):
+        with _without_autocast():
             for layer in reversed(range(layers)):
                 need_dx = layer > 0 or ctx.needs_input_grad[1]
                 dx = None

@@ -131,10 +131,30 @@ void small_gemm(int64_t rows, int64_t k, int64_t n, Strided A, const float* bm, 
   }
 }
 
-// m (rows x cols) copied into a zero tensor of (rows x pad16(cols)): the operand small_gemm wants.
-Tensor padded(const Tensor& m) {
-  Tensor out = at::zeros({m.size(0), pad16(m.size(1))}, m.options());
-  out.narrow(1, 0, m.size(1)).copy_(m);
+// m (rows x cols, float32, any strides) copied into zeros of (rows x pad16(cols)): the operand small_gemm
+// wants. Plain buffers rather than tensors here and below: on the small layers a few microseconds of
+// dispatch per temporary add up to a good share of a call.
+std::vector<float> padded(const Tensor& m) {
+  const int64_t rows = m.size(0), cols = m.size(1), ld = pad16(cols), s0 = m.stride(0), s1 = m.stride(1);
+  const float* p = m.data_ptr<float>();
+  std::vector<float> out(rows * ld, 0.f);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) out[r * ld + c] = p[r * s0 + c * s1];
+  return out;
+}
+
+// The sum over blocks of parts (blocks x rows x ld), transposed into a new (cols x rows) tensor: the weight
+// gradients from the in-loop path's per-block accumulators of dW^T.
+Tensor sum_transposed(const std::vector<float>& parts, int64_t blocks, int64_t rows, int64_t ld, int64_t cols) {
+  Tensor out = at::empty({cols, rows}, at::TensorOptions().dtype(at::kFloat));
+  float* o = out.data_ptr<float>();
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) {
+      float acc = 0.f;
+      for (int64_t k = 0; k < blocks; ++k) acc += parts[(k * rows + r) * ld + c];
+      o[c * rows + r] = acc;
+    }
+  }
   return out;
 }
 
@@ -416,20 +436,20 @@ std::vector<Tensor> layer_forward(const Tensor& x, const Tensor& h0, const Tenso
   Tensor rstd_hh = o.ln_hh ? at::empty({T, B}, f32) : empty;
   Tensor h = h0.clone(), c = c0.clone();  // the carried state, (B, H)
   const int64_t ldg = path.small ? Gp : G;
-  Tensor gh = at::empty({B, ldg}, f32);   // W_hh h_rec of one step, then the pre-activations
-  Tensor h_rec = o.rec_mask ? at::empty({B, H}, f32) : h;
+  std::vector<float> gh(B * ldg);          // W_hh h_rec of one step, then the pre-activations
+  std::vector<float> h_rec_buf(o.rec_mask ? B * H : 0);
 
   const float* w = w_hh.data_ptr<float>();
-  const Tensor w_t = path.small ? padded(w_hh.t()) : empty;         // (H, Gp), for small_gemm
-  const Tensor w_ih_t = path.inloop ? padded(w_ih.t()) : empty;     // (I, Gp)
+  const std::vector<float> w_t = path.small ? padded(w_hh.t()) : std::vector<float>();     // (H, Gp)
+  const std::vector<float> w_ih_t = path.inloop ? padded(w_ih.t()) : std::vector<float>();  // (I, Gp)
   const Tensor w_t_bf = path.half ? w_hh.t().contiguous().to(at::kBFloat16) : empty;
   const float* x_p = x_tm.data_ptr<float>();
   const float* xp_all = path.inloop ? nullptr : xproj.data_ptr<float>();
   float* gp_all = gates.data_ptr<float>();
   float* hp = h.data_ptr<float>();
   float* cp = c.data_ptr<float>();
-  float* ghp = gh.data_ptr<float>();
-  float* hrecp = h_rec.data_ptr<float>();
+  float* ghp = gh.data();
+  float* hrecp = o.rec_mask ? h_rec_buf.data() : hp;
   float* yp_all = y_tm.data_ptr<float>();
   float* call_p = c_all.data_ptr<float>();
   float* chat_all = o.ln_c_w ? c_hat.data_ptr<float>() : nullptr;
@@ -453,14 +473,14 @@ std::vector<Tensor> layer_forward(const Tensor& x, const Tensor& h0, const Tenso
         }
       }
       if (path.small) {  // W_hh h_rec, rows b0..b1
-        small_gemm(rows, H, Gp, {hrecp + b0 * H, H, 1}, w_t.data_ptr<float>(), Gp, ghp + b0 * Gp, Gp);
+        small_gemm(rows, H, Gp, {hrecp + b0 * H, H, 1}, w_t.data(), Gp, ghp + b0 * Gp, Gp);
       } else if (path.half) {
         gemm_rows_bf16(hrecp + b0 * H, rows, H, w_t_bf, G, ghp + b0 * G);
       } else {
         gemm_rows(hrecp + b0 * H, rows, H, w, G, true, ghp + b0 * G);
       }
       if (path.inloop) {  // W_ih x_t, rows b0..b1
-        small_gemm(rows, I, Gp, {x_p + (t * B + b0) * I, I, 1}, w_ih_t.data_ptr<float>(), Gp, xin_buf.data(), Gp);
+        small_gemm(rows, I, Gp, {x_p + (t * B + b0) * I, I, 1}, w_ih_t.data(), Gp, xin_buf.data(), Gp);
         if (g_ih || bs) {
           for (int64_t b = b0; b < b1; ++b) finish_input(xin_buf.data() + (b - b0) * Gp, t * B + b);
         }
@@ -555,7 +575,7 @@ std::vector<Tensor> layer_backward(const Tensor& dy, const Tensor& dh_T, const T
   Tensor h_rec_all = inloop ? empty : pooled({T, B, H});                           // h_prev (masked), rebuilt
   Tensor dh = dh_T.clone(), dc = dc_T.clone();                                     // carried gradients of the state
   const int64_t ldh = path.small ? Hp : H;
-  Tensor dh_rec = at::empty({B, ldh}, f32);
+  std::vector<float> dh_rec(B * ldh);
   // per-block accumulators (summed at the end) of the layer norms' gradients, and of the weight gradients on
   // the in-loop path, transposed and padded: dW_hh^T (H, Gp), dW_ih^T (I, Gp), d bias (Gp)
   const int64_t blocks = std::max<int64_t>(1, at::get_num_threads());
@@ -563,14 +583,13 @@ std::vector<Tensor> layer_backward(const Tensor& dy, const Tensor& dh_T, const T
   Tensor dln_cw_parts = o.ln_c_w ? at::zeros({blocks, H}, f32) : empty;
   Tensor dln_cb_parts = o.ln_c_w ? at::zeros({blocks, H}, f32) : empty;
   Tensor dln_ih_parts = inloop && g_ih ? at::zeros({blocks, G}, f32) : empty;
-  Tensor dwhh_parts = inloop ? at::zeros({blocks, H, Gp}, f32) : empty;
-  Tensor dwih_parts = inloop ? at::zeros({blocks, I, Gp}, f32) : empty;
-  Tensor dbias_parts = inloop ? at::zeros({blocks, Gp}, f32) : empty;
+  std::vector<float> dwhh_parts(inloop ? blocks * H * Gp : 0, 0.f), dwih_parts(inloop ? blocks * I * Gp : 0, 0.f);
+  std::vector<float> dbias_parts(inloop ? blocks * Gp : 0, 0.f);
   Tensor dx_tm = inloop && need_dx ? at::empty({T, B, I}, f32) : empty;
 
   const float* w = w_hh.data_ptr<float>();
-  const Tensor w_pad = path.small ? padded(w_hh) : empty;                  // (G, Hp), for small_gemm
-  const Tensor w_ih_pad = inloop && need_dx ? padded(w_ih) : empty;        // (G, Ip)
+  const std::vector<float> w_pad = path.small ? padded(w_hh) : std::vector<float>();            // (G, Hp)
+  const std::vector<float> w_ih_pad = inloop && need_dx ? padded(w_ih) : std::vector<float>();  // (G, Ip)
   const Tensor w_bf = path.half ? w_hh.to(at::kBFloat16) : empty;
   const float* dyp = dy_tm.data_ptr<float>();
   const float* x_p = x_tm.data_ptr<float>();
@@ -584,7 +603,7 @@ std::vector<Tensor> layer_backward(const Tensor& dy, const Tensor& dh_T, const T
   float* hrec_all = inloop ? nullptr : h_rec_all.data_ptr<float>();
   float* dhp = dh.data_ptr<float>();
   float* dcp = dc.data_ptr<float>();
-  float* dhrec = dh_rec.data_ptr<float>();
+  float* dhrec = dh_rec.data();
 
   const std::vector<float> keep_c_const(H, o.keep_c_p), keep_h_const(H, o.keep_h_p), ones(H, 1.f);
 
@@ -674,7 +693,7 @@ std::vector<Tensor> layer_backward(const Tensor& dy, const Tensor& dh_T, const T
       // d h_prev: back through W_hh and the recurrent-dropout mask, plus the straight-through part
       const float* dgh_rows = inloop ? dgh_step : dgh_all_p + (t * B + b0) * G;
       if (path.small) {
-        small_gemm(rows, G, Hp, {dgh_rows, inloop ? Gp : G, 1}, w_pad.data_ptr<float>(), Hp, dhrec + b0 * Hp, Hp);
+        small_gemm(rows, G, Hp, {dgh_rows, inloop ? Gp : G, 1}, w_pad.data(), Hp, dhrec + b0 * Hp, Hp);
       } else if (path.half) {
         gemm_rows_bf16(dgh_rows, rows, G, w_bf, H, dhrec + b0 * H);
       } else {
@@ -687,7 +706,7 @@ std::vector<Tensor> layer_backward(const Tensor& dy, const Tensor& dh_T, const T
         for (int64_t j = 0; j < H; ++j) dhp[b * H + j] = dhrec[b * ldh + j] * m[j] + dk[j];
       }
       if (inloop) {  // this step's share of the weight gradients, and dx, while its rows are in cache
-        float* dbias_acc = dbias_parts.data_ptr<float>() + block * Gp;
+        float* dbias_acc = dbias_parts.data() + block * Gp;
         for (int64_t r = 0; r < rows; ++r) {
           const float* dpre = d_buf.data() + r * Gp;
 #pragma omp simd
@@ -702,11 +721,11 @@ std::vector<Tensor> layer_backward(const Tensor& dy, const Tensor& dh_T, const T
           }
         }
         small_gemm<true>(H, rows, Gp, {hrec_buf.data(), 1, H}, dgh_step, Gp,
-                         dwhh_parts.data_ptr<float>() + block * H * Gp, Gp);
+                         dwhh_parts.data() + block * H * Gp, Gp);
         small_gemm<true>(I, rows, Gp, {x_p + (t * B + b0) * I, 1, I}, dih_step, Gp,
-                         dwih_parts.data_ptr<float>() + block * I * Gp, Gp);
+                         dwih_parts.data() + block * I * Gp, Gp);
         if (need_dx) {
-          small_gemm(rows, G, Ip, {dih_step, Gp, 1}, w_ih_pad.data_ptr<float>(), Ip, dx_buf.data(), Ip);
+          small_gemm(rows, G, Ip, {dih_step, Gp, 1}, w_ih_pad.data(), Ip, dx_buf.data(), Ip);
           float* dxp = dx_tm.data_ptr<float>() + (t * B + b0) * I;
           for (int64_t r = 0; r < rows; ++r) std::memcpy(dxp + r * I, dx_buf.data() + r * Ip, I * sizeof(float));
         }
@@ -715,9 +734,9 @@ std::vector<Tensor> layer_backward(const Tensor& dy, const Tensor& dh_T, const T
   });
   Tensor dw_hh, dw_ih, dbias, dln_ih = empty, dx = empty;
   if (inloop) {
-    dw_hh = dwhh_parts.sum(0).narrow(1, 0, G).t().contiguous();
-    dw_ih = dwih_parts.sum(0).narrow(1, 0, G).t().contiguous();
-    dbias = dbias_parts.sum(0).narrow(0, 0, G).contiguous();
+    dw_hh = sum_transposed(dwhh_parts, blocks, H, Gp, G);
+    dw_ih = sum_transposed(dwih_parts, blocks, I, Gp, G);
+    dbias = sum_transposed(dbias_parts, blocks, 1, Gp, G).view({G});
     if (g_ih) dln_ih = dln_ih_parts.sum(0);
     if (need_dx) dx = dx_tm.transpose(0, 1);  // batch-first view
   } else {  // the weight gradients, all steps at once
