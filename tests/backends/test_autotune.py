@@ -62,3 +62,22 @@ def test_select_measures_only_where_both_can_run(measuring):
     assert name in ("torch", "fused")
     assert select("auto", LSTM(3, 4, zoneout=0.1).spec, device=CPU, training=True, shape=(2, 5)).NAME == "fused"
     assert select("auto", LSTM(3, 4, proj_size=2).spec, device=CPU, training=True, shape=(2, 5)).NAME == "torch"
+
+
+def test_choices_are_kept_per_build_of_the_extension(monkeypatch, tmp_path):
+    # what an older build of the kernels measured says nothing about a newer one
+    monkeypatch.setenv("LSTMKIT_AUTOTUNE", "1")
+    monkeypatch.setenv("LSTMKIT_EXTENSIONS_DIR", str(tmp_path))
+    spec = LSTM(3, 4).spec
+    try:
+        for build, costs, want in (("old", {"torch": 2.0, "fused": 1.0}, "fused"),
+                                   ("new", {"torch": 1.0, "fused": 2.0}, "torch")):
+            monkeypatch.setattr(extension, "build_name", lambda build=build: build)
+            autotune.forget()
+            monkeypatch.setattr(autotune, "_loaded", False)
+            clock = FakeClock(monkeypatch, costs)
+            with torch.no_grad():
+                assert autotune.choose(spec, 5, 9, training=False, runners=clock.runners()) == want
+            assert (tmp_path / build / "autotune.json").is_file()
+    finally:
+        autotune.forget()

@@ -45,7 +45,8 @@ def _key(spec: StackSpec, batch: int, steps: int, training: bool, grad: bool) ->
 
 
 def _store() -> str:
-    return str(extension.cache_dir() / "autotune.json")
+    """In the folder of this build of the extension: a new build (new kernels) measures again."""
+    return str(extension.cache_dir() / extension.build_name() / "autotune.json")
 
 
 def _load_file() -> None:

@@ -34,7 +34,8 @@ def cache_dir() -> Path:
     return Path(os.environ.get("LSTMKIT_EXTENSIONS_DIR", default))
 
 
-def _build_name() -> str:
+def build_name() -> str:
+    """The name of this build of the extension: a hash of its source, flags, torch version and machine."""
     key = hashlib.sha256()
     key.update(SOURCE.read_bytes())
     key.update(" ".join(CFLAGS + LDFLAGS).encode())
@@ -60,7 +61,7 @@ def _missing_tool() -> str | None:
 def _build() -> ModuleType:
     from torch.utils import cpp_extension
 
-    name = _build_name()
+    name = build_name()
     folder = cache_dir() / name
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / f"{name}.so").exists():

@@ -71,8 +71,8 @@ struct SingleThreadedBlas {
 
 // A register-blocked product for the small matrices (up to kSmallGemm weights, which stay in cache):
 // C (rows x n) = A (rows x k) @ Bm (k x n), or C += ... when accumulating. A is read through strides (its
-// element (r, q) at a[r * ars + q * acs]), so one kernel serves A, A^T and rows spread over a batch-first
-// sequence; Bm and C are row-major with row strides ldb and ldc, and n is a multiple of 16 (callers pad
+// element (r, q) at a[r * ars + q * acs]), so one kernel serves both A @ Bm and A^T @ Bm (the weight
+// gradients); Bm and C are row-major with row strides ldb and ldc, and n is a multiple of 16 (callers pad
 // their matrices with zero columns, so there are no leftover columns). R rows times NV vectors of 16 columns
 // are accumulated in registers over all of k; no packing.
 constexpr int64_t kSmallGemm = 65536;
