@@ -9,9 +9,9 @@ products). The random masks are drawn here, before, in the reference's order. Ga
 the forward keeps the activations for the backward anyway.
 
 Runs: LSTM on the CPU, every feature but projections, in float32. Under bf16 autocast the matrix products
-run in bfloat16 with float32 accumulation (the input projections and weight gradients always, as one
-product each; the recurrent products of layers past the small size, 4H x H > 65,536); the gate maths and
-the state stay float32. The extension is built on first use (backends/extension.py); when it cannot be,
+of larger layers run in bfloat16 with float32 accumulation (the input projections and weight gradients of
+layers not small enough for the in-loop path; the recurrent products past 4H x H > 65,536 weights); small
+layers, the gate maths and the state stay float32. The extension is built on first use (backends/extension.py); when it cannot be,
 this backend says so and "auto" moves on.
 """
 

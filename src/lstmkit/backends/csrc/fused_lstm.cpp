@@ -355,8 +355,9 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool bf16) {
 // small_gemm inside the time loop, the input projection and the weight gradients included, while each step's
 // rows are in cache: for such skinny products the BLAS reaches a fraction of its speed (measured: 19 GFLOP/s
 // for the 16-input projection of the IMDB model), and the full-sequence buffers it needs are never written.
-// Larger layers, and every layer under bf16, project all steps at once and take the weight gradients as one
-// matrix product each.
+// Larger layers project all steps at once and take the weight gradients as one matrix product each, in
+// bfloat16 under bf16 autocast; small layers stay float32 then too: bfloat16 gained them nothing measurable
+// (the W2-W4 rows of benchmarks/README.md), and the in-loop path is faster.
 struct Path {
   bool small;   // recurrent product by small_gemm (else the BLAS, or bfloat16 when half)
   bool half;    // recurrent product in bfloat16
@@ -365,7 +366,7 @@ struct Path {
 
 Path path_for(int64_t G, int64_t H, int64_t I, bool bf16) {
   const bool small = small_weights(G, H);
-  return {small, bf16 && !small, small && small_weights(G, I) && !bf16};
+  return {small, bf16 && !small, small && small_weights(G, I)};
 }
 
 // A batch-first (B, T, n) sequence as a time-major (T, B, n) contiguous one, so that each step's rows lie side
