@@ -11,8 +11,8 @@ the forward keeps the activations for the backward anyway.
 Runs: LSTM on the CPU, every feature but projections, in float32. Under bf16 autocast the matrix products
 of larger layers run in bfloat16 with float32 accumulation (the input projections and weight gradients of
 layers not small enough for the in-loop path; the recurrent products past 4H x H > 65,536 weights); small
-layers, the gate maths and the state stay float32. The extension is built on first use (backends/extension.py); when it cannot be,
-this backend says so and "auto" moves on.
+layers, the gate maths and the state stay float32. The extension is built on first use
+(backends/extension.py); when it cannot be, this backend says so and "auto" moves on.
 """
 
 from contextlib import nullcontext
