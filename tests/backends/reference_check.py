@@ -32,3 +32,22 @@ def outputs_and_grads(module, x, state, lengths, seed):
     loss = sum((t * torch.randn(t.shape, generator=gen)).sum() for t in (y, h, c))
     leaves = [x, *(state or ()), *module.parameters()]
     return [y, h, c, *torch.autograd.grad(loss, leaves)]
+
+
+def assert_matches_reference(module, case, backend):
+    """Runs the case's random input (lengths and initial state as the case says) through ``module`` on the
+    reference, then on ``backend``, and asserts that outputs and gradients agree to the float32 tolerances."""
+    x = torch.randn(case["batch"], case["steps"], case["input_size"], requires_grad=True)
+    lengths = torch.randint(1, case["steps"] + 1, (case["batch"],)) if case["lengths"] else None
+    state = None
+    if case["initial_state"]:
+        rows = case["layers"] * (2 if case["bidirectional"] else 1)
+        shape = (rows, case["batch"], case["hidden"])
+        state = (torch.randn(shape, requires_grad=True), torch.randn(shape, requires_grad=True))
+    want = outputs_and_grads(module, x, state, lengths, case["seed"])
+    module.backend = backend
+    got = outputs_and_grads(module, x, state, lengths, case["seed"])
+    tol = TOL_LAYER_NORM if case["layer_norm"] else TOL
+    names = ["y", "h_n", "c_n", "x", *(["h0", "c0"] if state else []), *(n for n, _ in module.named_parameters())]
+    for name, g, w in zip(names, got, want, strict=True):
+        torch.testing.assert_close(g, w, **tol, msg=lambda m, name=name: f"{name}: {m}")

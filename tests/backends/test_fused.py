@@ -10,7 +10,7 @@ import random
 
 import pytest
 import torch
-from reference_check import TOL, TOL_LAYER_NORM, module_for, outputs_and_grads
+from reference_check import TOL, TOL_LAYER_NORM, assert_matches_reference, module_for, outputs_and_grads
 
 from lstmkit import LSTM, BackendUnsupported, LstmkitError
 from lstmkit.backends import _fallbacks_logged, extension, select
@@ -56,21 +56,7 @@ def _case_id(c):
 @needs_extension
 @pytest.mark.parametrize("case", _cases(), ids=_case_id)
 def test_fused_matches_reference(case):
-    module = module_for(case)
-    x = torch.randn(case["batch"], case["steps"], case["input_size"], requires_grad=True)
-    lengths = torch.randint(1, case["steps"] + 1, (case["batch"],)) if case["lengths"] else None
-    state = None
-    if case["initial_state"]:
-        rows = case["layers"] * (2 if case["bidirectional"] else 1)
-        shape = (rows, case["batch"], case["hidden"])
-        state = (torch.randn(shape, requires_grad=True), torch.randn(shape, requires_grad=True))
-    want = outputs_and_grads(module, x, state, lengths, case["seed"])
-    module.backend = "fused"
-    got = outputs_and_grads(module, x, state, lengths, case["seed"])
-    tol = TOL_LAYER_NORM if case["layer_norm"] else TOL
-    names = ["y", "h_n", "c_n", "x", *(["h0", "c0"] if state else []), *(n for n, _ in module.named_parameters())]
-    for name, g, w in zip(names, got, want, strict=True):
-        torch.testing.assert_close(g, w, **tol, msg=lambda m, name=name: f"{name}: {m}")
+    assert_matches_reference(module_for(case), case, "fused")
 
 
 # Shapes past the small ones above, so that every blocking of the kernels' small matrix product runs: blocks
@@ -93,17 +79,7 @@ def test_fused_matches_reference_on_wider_layers(shape):
         shape, bidirectional=True, lengths=False, initial_state=True, dropout=0.0, recurrent_dropout=0.25,
         zoneout=0.0, layer_norm=False, training=True, seed=5,
     )
-    module = module_for(case)
-    x = torch.randn(case["batch"], case["steps"], case["input_size"], requires_grad=True)
-    rows = case["layers"] * 2
-    shape3 = (rows, case["batch"], case["hidden"])
-    state = (torch.randn(shape3, requires_grad=True), torch.randn(shape3, requires_grad=True))
-    want = outputs_and_grads(module, x, state, None, case["seed"])
-    module.backend = "fused"
-    got = outputs_and_grads(module, x, state, None, case["seed"])
-    names = ["y", "h_n", "c_n", "x", "h0", "c0", *(n for n, _ in module.named_parameters())]
-    for name, g, w in zip(names, got, want, strict=True):
-        torch.testing.assert_close(g, w, **TOL, msg=lambda m, name=name: f"{name}: {m}")
+    assert_matches_reference(module_for(case), case, "fused")
 
 
 # bf16 mixed precision (autocast): past the small-matrix size the matrix products run in bfloat16, whose 8-bit

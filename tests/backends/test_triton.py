@@ -14,7 +14,7 @@ import random
 
 import pytest
 import torch
-from reference_check import TOL, TOL_LAYER_NORM, module_for, outputs_and_grads
+from reference_check import TOL_LAYER_NORM, assert_matches_reference, module_for
 
 from lstmkit import GRU, LSTM, BackendUnsupported
 from lstmkit.backends import _fallbacks_logged, extension, reference, select, triton_gpu
@@ -62,21 +62,7 @@ def test_triton_matches_reference(name):
     case = _case(name)
     module = module_for(case)
     assert select("triton", module.spec, device=CPU, training=case["training"]) is triton_gpu
-    x = torch.randn(case["batch"], case["steps"], case["input_size"], requires_grad=True)
-    lengths = torch.randint(1, case["steps"] + 1, (case["batch"],)) if case["lengths"] else None
-    state = None
-    if case["initial_state"]:
-        rows = case["layers"] * (2 if case["bidirectional"] else 1)
-        shape = (rows, case["batch"], case["hidden"])
-        state = (torch.randn(shape, requires_grad=True), torch.randn(shape, requires_grad=True))
-    want = outputs_and_grads(module, x, state, lengths, case["seed"])
-    module.backend = "triton"
-    got = outputs_and_grads(module, x, state, lengths, case["seed"])
-    tol = TOL_LAYER_NORM if case["layer_norm"] else TOL
-    names = ["y", "h_n", "c_n", "x", *(["h0", "c0"] if state else []), *(n for n, _ in module.named_parameters())]
-    assert len(names) == len(got) == len(want)
-    for key, g, w in zip(names, got, want, strict=True):
-        torch.testing.assert_close(g, w, **tol, msg=lambda m, key=key: f"{key}: {m}")
+    assert_matches_reference(module, case, "triton")
 
 
 @needs_triton

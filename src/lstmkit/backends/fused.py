@@ -199,15 +199,21 @@ def step_unsupported(spec: StackSpec, x: Tensor, training: bool) -> str | None:
     return reason
 
 
-def step(spec: StackSpec, x: Tensor, state: tuple[Tensor, ...], weights: list[CellWeights]) -> tuple[Tensor, ...]:
-    """One step of the whole stack in one call: x (B, I), state (h, c) each (L, B, H) -> the new (h, c)."""
-    ext = extension.load()
+def _stack_weights(weights: list[CellWeights], like: Tensor) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+    """Per layer W_ih, W_hh and the summed bias (an empty tensor without biases), as the one-call inference
+    kernels take them."""
+    empty = like.new_empty(0)
     w_ih = [w.w_ih.contiguous() for w in weights]
     w_hh = [w.w_hh.contiguous() for w in weights]
-    empty = x.new_empty(0)
-    bias = [empty if w.b_ih is None else (w.b_ih + w.b_hh) for w in weights]
+    return w_ih, w_hh, [empty if w.b_ih is None else (w.b_ih + w.b_hh) for w in weights]
+
+
+def step(spec: StackSpec, x: Tensor, state: tuple[Tensor, ...], weights: list[CellWeights]) -> tuple[Tensor, ...]:
+    """One step of the whole stack in one call: x (B, I), state (h, c) each (L, B, H) -> the new (h, c)."""
     h, c = state
-    h_new, c_new = ext.stack_step(x.contiguous(), h.contiguous(), c.contiguous(), w_ih, w_hh, bias, spec.zoneout)
+    h_new, c_new = extension.load().stack_step(
+        x.contiguous(), h.contiguous(), c.contiguous(), *_stack_weights(weights, x), spec.zoneout
+    )
     return h_new, c_new
 
 
@@ -224,15 +230,11 @@ def sample(
     """Generation at batch 1 in one call (nn/sampling.py says what is generated): state (h, c) each
     (L, 1, H); embedding (V_in, E); head (W (V, H), b (V)); logits (V); uniforms (n); rule (temperature,
     top_k or 0, banned id or -1). Returns the n ids, the state after them and the logits that follow."""
-    ext = extension.load()
-    w_ih = [w.w_ih.contiguous() for w in weights]
-    w_hh = [w.w_hh.contiguous() for w in weights]
-    empty = logits.new_empty(0)
-    bias = [empty if w.b_ih is None else (w.b_ih + w.b_hh) for w in weights]
     head_w, head_b = head
     h, c = state
-    ids, h_n, c_n, last = ext.sample_chain(
-        logits.float().contiguous(), h.contiguous(), c.contiguous(), embedding.contiguous(), w_ih, w_hh, bias,
-        head_w.contiguous(), empty if head_b is None else head_b, uniforms.float().contiguous(), *rule, spec.zoneout,
+    ids, h_n, c_n, last = extension.load().sample_chain(
+        logits.float().contiguous(), h.contiguous(), c.contiguous(), embedding.contiguous(),
+        *_stack_weights(weights, logits), head_w.contiguous(), logits.new_empty(0) if head_b is None else head_b,
+        uniforms.float().contiguous(), *rule, spec.zoneout,
     )
     return ids, (h_n, c_n), last
