@@ -82,6 +82,51 @@ def test_fused_matches_reference_on_wider_layers(shape):
     assert_matches_reference(module_for(case), case, "fused")
 
 
+# The common case (one direction; no recurrent dropout, zoneout or padding) runs as one autograd node built in
+# C++, forward and backward; the cases above mostly take the per-layer path. Checked here on its own.
+def _stack_cases(n: int = 12, seed: int = 7):
+    rng = random.Random(seed)
+    return [
+        dict(
+            input_size=rng.randint(1, 6), hidden=rng.randint(1, 9), layers=rng.randint(1, 3), bidirectional=False,
+            batch=rng.randint(1, 5), steps=rng.randint(1, 9), lengths=False, initial_state=rng.random() < 0.5,
+            dropout=rng.choice([0.0, 0.3]), recurrent_dropout=0.0, zoneout=0.0, layer_norm=k % 3 == 0,
+            training=k % 2 == 0, seed=rng.randint(0, 10**6),
+        )
+        for k in range(n)
+    ]
+
+
+ONE_NODE = "torch::autograd::CppNode<StackFunction>"
+
+
+@needs_extension
+@pytest.mark.parametrize("case", _stack_cases(), ids=_case_id)
+def test_fused_one_node_stack_matches_reference(case):
+    module = module_for(case)
+    module.backend = "fused"
+    y, (h_n, _) = module(torch.randn(case["batch"], case["steps"], case["input_size"], requires_grad=True))
+    assert y.grad_fn.name() == h_n.grad_fn.name() == ONE_NODE
+    module.backend = "reference"
+    assert_matches_reference(module, case, "fused")
+
+
+@needs_extension
+def test_fused_one_node_stack_without_biases_and_with_part_of_the_outputs():
+    # no biases; the input takes no gradient; only the last step's output is read (h_n, c_n get none)
+    torch.manual_seed(4)
+    module = LSTM(3, 7, num_layers=2, bias=False, backend="reference")
+    x = torch.randn(4, 5, 3)
+    grads = []
+    for backend in ("reference", "fused"):
+        module.backend = backend
+        y, _ = module(x)
+        grads.append(torch.autograd.grad(y[:, -1].square().sum(), list(module.parameters())))
+    assert y.grad_fn.name() == ONE_NODE  # the fused run, last in the loop
+    for got, want in zip(grads[1], grads[0], strict=True):
+        torch.testing.assert_close(got, want, **TOL)
+
+
 # bf16 mixed precision (autocast): past the small-matrix size the matrix products run in bfloat16, whose 8-bit
 # mantissa holds about 3 significant digits; the gate maths stay in float32. Checked against the float32
 # reference with this looser, stated tolerance, relative to each tensor's size. Small layers stay float32

@@ -1,11 +1,14 @@
 """The fused backend: the LSTM recurrence in compiled code, with every feature torch.nn.LSTM lacks.
 
-The whole stack is one autograd node (_Stack); per layer and direction its forward and its backward are
-one call each into the C++ extension (csrc/fused_lstm.cpp): per step the recurrent product and one fused
-pass of gate maths with recurrent dropout, zoneout, layer norms and padding; the input projection, and in
-the backward the weight gradients, as one matrix product each over all steps (larger layers) or step by
-step inside the time loop while the rows are in cache (small layers, where the BLAS is slow on such skinny
-products). The random masks are drawn here, before, in the reference's order. Gate traces come for free:
+The whole stack is one autograd node. In the common case (one direction; no recurrent dropout, zoneout,
+padding or traces) that node is built in C++ (stack_forward), so that neither its forward nor its backward
+returns to Python between layers; otherwise it is _Stack here. Either way, per layer and direction the
+forward and the backward are one call each into the C++ extension (csrc/fused_lstm.cpp): per step the
+recurrent product and one fused pass of gate maths with recurrent dropout, zoneout, layer norms and
+padding; the input projection, and in the backward the weight gradients, as one matrix product each over
+all steps (larger layers) or step by step inside the time loop while the rows are in cache (small layers,
+where the BLAS is slow on such skinny products). The random masks are drawn here, before, in the
+reference's order. Gate traces come for free:
 the forward keeps the activations for the backward anyway.
 
 Runs: LSTM on the CPU, every feature but projections, in float32. Under bf16 autocast the matrix products
@@ -164,6 +167,10 @@ def run(
     if any(p is not None and p.dtype != torch.float32 for p in params):
         return reference.run(spec, x, state, weights, lengths, training, trace)
     batch, steps, _ = x.shape
+    bf16 = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    per_step_masks = spec.zoneout > 0 or (training and spec.recurrent_dropout > 0)
+    if trace is None and lengths is None and spec.num_directions == 1 and not per_step_masks:
+        return _run_stack(spec, x, state, [p for p in params if p is not None], training, bf16)
     if lengths is not None:
         lengths = lengths.to(device=x.device, dtype=torch.int64).contiguous()
     # every random mask, in the order the reference draws them: per cell, then below each upper layer
@@ -175,7 +182,6 @@ def run(
         below = training and spec.dropout > 0 and layer < spec.num_layers - 1
         shape = (batch, steps, spec.num_directions * spec.hidden_size)
         layer_masks.append(masks.layer_dropout(spec, shape, x) if below else None)
-    bf16 = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
     plan = _Plan(spec, cell_masks, layer_masks, lengths, bf16, trace is not None)
     h0, c0 = (s.float().contiguous() for s in state)
     y, h_n, c_n, *traced = _Stack.apply(plan, x.float().contiguous(), h0, c0, *params)
@@ -186,6 +192,23 @@ def run(
                 trace[name].append(gates.unflatten(-1, (4, -1))[..., k, :].transpose(0, 1))  # (B, T, H)
             c = c_all.transpose(0, 1)
             trace["c"].append(c if valid is None else c * valid)                  # 0 on padded steps
+    return y, (h_n, c_n)
+
+
+def _run_stack(
+    spec: StackSpec, x: Tensor, state: tuple[Tensor, ...], params: list[Tensor], training: bool, bf16: bool
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """The common case (one direction, no per-step masks, no padding, no traces) as one autograd node built
+    in C++ (stack_forward): forward and backward run with no Python between layers or steps."""
+    masks_below = []
+    if training and spec.dropout > 0:
+        shape = (x.shape[0], x.shape[1], spec.hidden_size)
+        masks_below = [masks.layer_dropout(spec, shape, x) for _ in range(spec.num_layers - 1)]
+    h0, c0 = (s.float().contiguous() for s in state)
+    with _without_autocast():
+        y, h_n, c_n = extension.load().stack_forward(
+            x.float().contiguous(), h0, c0, params, masks_below, spec.bias, spec.layer_norm, bf16
+        )
     return y, (h_n, c_n)
 
 
