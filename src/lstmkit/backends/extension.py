@@ -1,9 +1,10 @@
 """Builds the fused backend's C++ extension on first use and caches it.
 
-The source ships with the package (csrc/fused_lstm.cpp) and is compiled with torch.utils.cpp_extension
-the first time the fused backend is asked for, for this machine's CPU (-march=native), into a cache folder
-named after a hash of the source, the compiler flags and the torch version: later processes load it in
-milliseconds. ``LSTMKIT_EXTENSIONS_DIR`` moves the cache (default: ~/.cache/lstmkit/extensions), and
+The sources ship with the package (csrc/: fused_lstm.cpp, the LSTM kernels and the module's bindings;
+optim.cpp, the optimiser step) and are compiled with torch.utils.cpp_extension the first time the fused
+backend is asked for, for this machine's CPU (-march=native), into a cache folder named after a hash of the
+sources, the compiler flags and the torch version: later processes load it in milliseconds.
+``LSTMKIT_EXTENSIONS_DIR`` moves the cache (default: ~/.cache/lstmkit/extensions), and
 ``LSTMKIT_NO_EXTENSION=1`` disables the build (the fused backend then reports itself unavailable).
 Building needs a C++ compiler and ninja; when either is missing, or the build fails, ``load()`` returns
 None and ``unavailable_reason()`` says why, so that "auto" can fall back to another backend.
@@ -21,7 +22,8 @@ from types import ModuleType
 import torch
 
 _log = logging.getLogger(__name__)
-SOURCE = Path(__file__).parent / "csrc" / "fused_lstm.cpp"
+CSRC = Path(__file__).parent / "csrc"
+SOURCES = sorted(CSRC.glob("*.cpp"))
 CFLAGS = ["-O3", "-ffast-math", "-fopenmp", "-march=native", "-std=c++17"]
 LDFLAGS = ["-fopenmp"]  # the OpenMP runtime torch itself uses
 
@@ -35,9 +37,12 @@ def cache_dir() -> Path:
 
 
 def build_name() -> str:
-    """The name of this build of the extension: a hash of its source, flags, torch version and machine."""
+    """The name of this build of the extension: a hash of its sources and headers, flags, torch version and
+    machine."""
     key = hashlib.sha256()
-    key.update(SOURCE.read_bytes())
+    for path in SOURCES + sorted(CSRC.glob("*.h")):
+        key.update(path.name.encode())
+        key.update(path.read_bytes())
     key.update(" ".join(CFLAGS + LDFLAGS).encode())
     key.update(torch.__version__.encode())
     key.update(platform.machine().encode())
@@ -68,7 +73,7 @@ def _build() -> ModuleType:
         _log.info("building the fused LSTM extension (once per machine; about a minute) in %s", folder)
     return cpp_extension.load(
         name=name,
-        sources=[str(SOURCE)],
+        sources=[str(path) for path in SOURCES],
         extra_cflags=CFLAGS,
         extra_ldflags=LDFLAGS,
         build_directory=str(folder),

@@ -7,20 +7,23 @@ import torch
 from torch import nn
 
 from ..config import TrainConfig
+from .fused_adam import FusedAdam
 
 
 def build_optimizer(params: Iterable[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
-    """The optimiser, in its fastest implementation: Adam and AdamW update every parameter in one fused
-    kernel (``fused=True``, CPU and CUDA), the others with one multi-tensor ("foreach") call per operation.
-    On the small models people train on CPUs the per-parameter loop of the default implementations costs
-    as much as the LSTM itself."""
+    """The optimiser, in its fastest implementation: Adam and AdamW update every parameter in one call
+    (on CPU float32 parameters lstmkit's compiled step, train/fused_adam.py; elsewhere torch's fused kernel,
+    ``fused=True``), the others with one multi-tensor ("foreach") call per operation. On the small models
+    people train on CPUs the per-parameter loop of the default implementations costs as much as the LSTM
+    itself."""
     params = list(params)
     decay = config.weight_decay
     fused = all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params)
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=decay, fused=fused or None)
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=decay, fused=fused or None)
+    if config.optimizer in ("adam", "adamw"):
+        decoupled = config.optimizer == "adamw"
+        return FusedAdam(
+            params, lr=config.lr, weight_decay=decay, fused=fused or None, decoupled_weight_decay=decoupled
+        )
     if config.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=config.lr, weight_decay=decay, momentum=0.0, foreach=True)
     return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=decay, foreach=True)

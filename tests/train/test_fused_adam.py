@@ -1,0 +1,109 @@
+"""FusedAdam against torch.optim.Adam: the same updates, state and state_dict, and torch's step where it
+cannot run."""
+
+import copy
+
+import pytest
+import torch
+
+from lstmkit.backends import extension
+from lstmkit.config import TrainConfig
+from lstmkit.train.fused_adam import FusedAdam
+from lstmkit.train.optim import build_optimizer
+
+needs_extension = pytest.mark.skipif(
+    extension.unavailable_reason() is not None, reason=f"{extension.unavailable_reason()}"
+)
+TOL = dict(atol=1e-5, rtol=1e-5)  # float32, the same maths in another order, after a few steps
+# shapes of an LSTM(50) with a head, a vector, a scalar, and one past the size that is split across threads
+SHAPES = [(200, 1), (200, 50), (200,), (1, 50), (), (300, 300)]
+
+
+def _params(seed: int) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randn(shape, generator=gen).requires_grad_() for shape in SHAPES]
+
+
+def _run(cls, steps: int, seed: int = 0, skip: int | None = None, **options) -> tuple[list[torch.Tensor], dict]:
+    params = _params(seed)
+    opt = cls(params, **options)
+    gen = torch.Generator().manual_seed(seed + 1)
+    for _ in range(steps):
+        for k, p in enumerate(params):
+            p.grad = None if k == skip else torch.randn(p.shape, generator=gen)
+        opt.step()
+    return params, opt.state_dict()
+
+
+@needs_extension
+@pytest.mark.parametrize(
+    "options",
+    [dict(lr=1e-3), dict(lr=3e-2, weight_decay=0.1), dict(lr=1e-2, weight_decay=0.05, decoupled_weight_decay=True),
+     dict(lr=1e-3, betas=(0.8, 0.99), eps=1e-6)],
+    ids=["plain", "weight-decay", "adamw", "betas-eps"],
+)
+def test_fused_adam_matches_torch_adam(options):
+    got, got_state = _run(FusedAdam, 7, skip=3, **options)
+    want, want_state = _run(torch.optim.Adam, 7, skip=3, **options)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, **TOL)
+    assert 3 not in got_state["state"]  # a parameter without gradients gets no state, as in torch
+    for k, w in want_state["state"].items():
+        for name in ("step", "exp_avg", "exp_avg_sq"):
+            torch.testing.assert_close(got_state["state"][k][name], w[name], **TOL)
+
+
+@needs_extension
+def test_fused_adam_state_dict_moves_between_the_implementations():
+    # three steps here, the state into torch's Adam, two more there; and the other way round
+    for first, second in ((FusedAdam, torch.optim.Adam), (torch.optim.Adam, FusedAdam)):
+        params, state = _run(first, 3, lr=1e-2)
+        opt = second(params, lr=1e-2)
+        opt.load_state_dict(copy.deepcopy(state))  # loading keeps the tensors it is given
+        gen = torch.Generator().manual_seed(9)
+        for _ in range(2):
+            for p in params:
+                p.grad = torch.randn(p.shape, generator=gen)
+            opt.step()
+        want, _ = _run(torch.optim.Adam, 3, lr=1e-2)
+        ref = torch.optim.Adam(want, lr=1e-2)
+        ref.load_state_dict(copy.deepcopy(state))
+        gen = torch.Generator().manual_seed(9)
+        for _ in range(2):
+            for p in want:
+                p.grad = torch.randn(p.shape, generator=gen)
+            ref.step()
+        for g, w in zip(params, want, strict=True):
+            torch.testing.assert_close(g, w, **TOL)
+
+
+@needs_extension
+def test_fused_adam_tells_autograd_it_changed_the_parameters():
+    w = torch.randn(3, requires_grad=True)
+    loss = (w * w).sum()  # saves w for its backward
+    w.grad = torch.ones(3)
+    FusedAdam([w], lr=0.1).step()
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
+def test_fused_adam_runs_torch_step_for_what_it_does_not_cover():
+    # float64 parameters, amsgrad and a closure take torch's own step, with the same results
+    for options, dtype in ((dict(lr=1e-2), torch.float64), (dict(lr=1e-2, amsgrad=True), torch.float32)):
+        results = []
+        for cls in (FusedAdam, torch.optim.Adam):
+            w = torch.linspace(-1, 1, 5, dtype=dtype).requires_grad_()
+            opt = cls([w], **options)
+            for _ in range(3):
+                opt.zero_grad()
+                opt.step(lambda w=w: (w**3).sum().backward())
+            results.append(w.detach())
+        torch.testing.assert_close(results[0], results[1])
+
+
+def test_build_optimizer_gives_fused_adam_for_adam_and_adamw():
+    w = [torch.nn.Parameter(torch.zeros(2))]
+    adam = build_optimizer(w, TrainConfig(optimizer="adam", lr=1e-3, weight_decay=0.0))
+    adamw = build_optimizer(w, TrainConfig(optimizer="adamw", lr=1e-3, weight_decay=0.01))
+    assert type(adam) is FusedAdam and not adam.param_groups[0]["decoupled_weight_decay"]
+    assert type(adamw) is FusedAdam and adamw.param_groups[0]["decoupled_weight_decay"]
