@@ -236,6 +236,16 @@ def test_fused_declines_what_it_does_not_run():
     )
 
 
+@needs_extension
+def test_loading_the_extension_again_finds_the_same_build():
+    # the build's name hashes the compiler flags: building must not change them (a rebuild in every process)
+    name = extension.build_name()
+    extension.reset()
+    assert extension.load() is not None
+    assert extension.build_name() == name
+    assert extension.load().__name__ == name
+
+
 def test_without_the_extension_auto_falls_back_with_one_log_line(monkeypatch, caplog):
     monkeypatch.setenv("LSTMKIT_NO_EXTENSION", "1")
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)

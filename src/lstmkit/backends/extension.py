@@ -24,8 +24,8 @@ import torch
 _log = logging.getLogger(__name__)
 CSRC = Path(__file__).parent / "csrc"
 SOURCES = sorted(CSRC.glob("*.cpp"))
-CFLAGS = ["-O3", "-ffast-math", "-fopenmp", "-march=native", "-std=c++17"]
-LDFLAGS = ["-fopenmp"]  # the OpenMP runtime torch itself uses
+CFLAGS = ("-O3", "-ffast-math", "-fopenmp", "-march=native", "-std=c++17")
+LDFLAGS = ("-fopenmp",)  # the OpenMP runtime torch itself uses
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}  # "module" or "reason", once decided
@@ -43,7 +43,7 @@ def build_name() -> str:
     for path in SOURCES + sorted(CSRC.glob("*.h")):
         key.update(path.name.encode())
         key.update(path.read_bytes())
-    key.update(" ".join(CFLAGS + LDFLAGS).encode())
+    key.update(" ".join(CFLAGS + LDFLAGS).encode())  # tuples: cpp_extension extends the lists it is given
     key.update(torch.__version__.encode())
     key.update(platform.machine().encode())
     return f"lstmkit_fused_{key.hexdigest()[:12]}"
@@ -74,8 +74,8 @@ def _build() -> ModuleType:
     return cpp_extension.load(
         name=name,
         sources=[str(path) for path in SOURCES],
-        extra_cflags=CFLAGS,
-        extra_ldflags=LDFLAGS,
+        extra_cflags=list(CFLAGS),
+        extra_ldflags=list(LDFLAGS),
         build_directory=str(folder),
         verbose=False,
     )
