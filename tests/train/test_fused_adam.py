@@ -107,3 +107,13 @@ def test_build_optimizer_gives_fused_adam_for_adam_and_adamw():
     adamw = build_optimizer(w, TrainConfig(optimizer="adamw", lr=1e-3, weight_decay=0.01))
     assert type(adam) is FusedAdam and not adam.param_groups[0]["decoupled_weight_decay"]
     assert type(adamw) is FusedAdam and adamw.param_groups[0]["decoupled_weight_decay"]
+
+
+def test_fused_adam_zero_grad_clears_or_zeroes_the_gradients():
+    w = torch.ones(3, requires_grad=True)
+    opt = FusedAdam([w], lr=0.1)
+    w.grad = torch.ones(3)
+    opt.zero_grad(set_to_none=False)
+    assert torch.equal(w.grad, torch.zeros(3))
+    opt.zero_grad()
+    assert w.grad is None

@@ -28,7 +28,16 @@ def _torch_step_needed(group: dict, params: list[torch.Tensor]) -> bool:
 
 
 class FusedAdam(torch.optim.Adam):
-    """torch.optim.Adam (AdamW with ``decoupled_weight_decay=True``) with the CPU step described above."""
+    """torch.optim.Adam (AdamW with ``decoupled_weight_decay=True``) with the CPU step described above, and
+    a ``zero_grad`` without torch's profiler bookkeeping (a few microseconds instead of about thirty)."""
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        if not set_to_none:
+            return super().zero_grad(set_to_none=False)
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.grad = None
+        return None
 
     @torch.no_grad()
     def step(self, closure=None):
