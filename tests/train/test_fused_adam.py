@@ -117,3 +117,20 @@ def test_fused_adam_zero_grad_clears_or_zeroes_the_gradients():
     assert torch.equal(w.grad, torch.zeros(3))
     opt.zero_grad()
     assert w.grad is None
+
+
+@needs_extension
+@pytest.mark.parametrize("scale, inf", [(4.0, 0.0), (1.0, 1.0)], ids=["scaled", "inf-skipped"])
+def test_fused_adam_leaves_gradient_scaling_to_torch(scale, inf):
+    # a GradScaler hands fused optimisers its scale and inf flag as attributes; torch's step unscales the
+    # gradients (weight decay makes the step depend on their size) or skips the step on an inf
+    results = []
+    for cls in (FusedAdam, torch.optim.Adam):
+        w = torch.linspace(-1, 1, 5).requires_grad_()
+        opt = cls([w], lr=0.1, weight_decay=0.5, fused=True)
+        w.grad = torch.full((5,), 4.0)
+        opt.grad_scale, opt.found_inf = torch.tensor(scale), torch.tensor(inf)
+        opt.step()
+        results.append(w.detach())
+    torch.testing.assert_close(results[0], results[1])
+    assert torch.equal(results[0], torch.linspace(-1, 1, 5)) == bool(inf)

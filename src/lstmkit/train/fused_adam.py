@@ -5,7 +5,7 @@ only the update runs elsewhere (backends/csrc/optim.cpp). On the small models pe
 per-tensor bookkeeping of torch's implementations (Python, and one parallel region per parameter) costs
 more than the arithmetic: for an LSTM(50) -> Dense(1), about 100 microseconds a step against about 10. The
 step falls back to torch's own (fused where it can) for anything else: other devices or dtypes, amsgrad,
-maximize, a tensor learning rate, a closure, or no extension.
+maximize, a tensor learning rate, a closure, a GradScaler's scale, or no extension.
 """
 
 import torch
@@ -42,7 +42,8 @@ class FusedAdam(torch.optim.Adam):
     @torch.no_grad()
     def step(self, closure=None):
         groups = [(group, [p for p in group["params"] if p.grad is not None]) for group in self.param_groups]
-        if closure is not None or any(_torch_step_needed(g, ps) for g, ps in groups):
+        scaled = getattr(self, "grad_scale", None) is not None or getattr(self, "found_inf", None) is not None
+        if closure is not None or scaled or any(_torch_step_needed(g, ps) for g, ps in groups):
             return super().step(closure)
         ext = extension.load()
         if ext is None:
