@@ -7,6 +7,7 @@ rounding differences of two correct float32 implementations.
 
 import logging
 import random
+import shutil
 
 import pytest
 import torch
@@ -244,6 +245,19 @@ def test_loading_the_extension_again_finds_the_same_build():
     assert extension.load() is not None
     assert extension.build_name() == name
     assert extension.load().__name__ == name
+
+
+def test_two_installs_of_the_same_sources_build_apart(monkeypatch, tmp_path):
+    # the build rules name the sources by path: sharing one build folder, two installs would rebuild it in turn
+    names = []
+    for place in ("a", "a", "b"):
+        folder = tmp_path / place
+        if not folder.exists():
+            shutil.copytree(extension.CSRC, folder)
+        monkeypatch.setattr(extension, "CSRC", folder)
+        monkeypatch.setattr(extension, "SOURCES", sorted(folder.glob("*.cpp")))
+        names.append(extension.build_name())
+    assert names[0] == names[1] != names[2]
 
 
 def test_without_the_extension_auto_falls_back_with_one_log_line(monkeypatch, caplog):

@@ -37,9 +37,11 @@ def cache_dir() -> Path:
 
 
 def build_name() -> str:
-    """The name of this build of the extension: a hash of its sources and headers, flags, torch version and
-    machine."""
+    """The name of this build of the extension: a hash of its sources and headers, where they lie, flags,
+    torch version and machine. The folder counts because the build rules name the sources by path: two
+    installs sharing one build folder would rebuild it each time the other one loaded it."""
     key = hashlib.sha256()
+    key.update(str(CSRC.resolve()).encode())
     for path in SOURCES + sorted(CSRC.glob("*.h")):
         key.update(path.name.encode())
         key.update(path.read_bytes())
