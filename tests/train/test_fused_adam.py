@@ -134,3 +134,18 @@ def test_fused_adam_leaves_gradient_scaling_to_torch(scale, inf):
         results.append(w.detach())
     torch.testing.assert_close(results[0], results[1])
     assert torch.equal(results[0], torch.linspace(-1, 1, 5)) == bool(inf)
+
+
+@needs_extension
+def test_fused_adam_takes_a_state_in_another_layout():
+    # moments loaded transposed (not contiguous): torch's step runs on them, with torch's results
+    results = []
+    for cls in (FusedAdam, torch.optim.Adam):
+        w = torch.arange(6.0).reshape(2, 3).requires_grad_()
+        opt = cls([w], lr=0.1)
+        state = {"step": torch.tensor(1.0), "exp_avg": torch.ones(3, 2).t(), "exp_avg_sq": torch.ones(3, 2).t()}
+        opt.load_state_dict({"state": {0: state}, "param_groups": opt.state_dict()["param_groups"]})
+        w.grad = torch.ones(2, 3)
+        opt.step()
+        results.append(w.detach())
+    torch.testing.assert_close(results[0], results[1])

@@ -35,6 +35,12 @@ void adam_step(const std::vector<at::Tensor>& params, const std::vector<at::Tens
   const float decay = decoupled_weight_decay ? 0.f : static_cast<float>(weight_decay);
   const float shrink = decoupled_weight_decay ? static_cast<float>(1.0 - lr * weight_decay) : 1.f;
   for (size_t k = 0; k < n_params; ++k) {
+    const int64_t n = params[k].numel();
+    for (const at::Tensor* t : {&params[k], &grads[k], &exp_avgs[k], &exp_avg_sqs[k]}) {
+      TORCH_CHECK(t->scalar_type() == at::kFloat && t->is_contiguous() && t->numel() == n && t->device().is_cpu(),
+                  "adam_step: contiguous float32 CPU tensors of the parameter's size");
+    }
+    TORCH_CHECK(steps[k].scalar_type() == at::kFloat && steps[k].numel() == 1, "adam_step: a float32 step");
     float* step = steps[k].data_ptr<float>();
     *step += 1.f;
     const double t = *step;
@@ -56,7 +62,6 @@ void adam_step(const std::vector<at::Tensor>& params, const std::vector<at::Tens
         p[i] = pi - step_size * mi / (std::sqrt(vi) * inv_bc2_sqrt + e);
       }
     };
-    const int64_t n = params[k].numel();
     if (n >= kParallelFrom) {
       at::parallel_for(0, n, kGrain, update);
     } else {
