@@ -8,8 +8,7 @@ recurrent product and one fused pass of gate maths with recurrent dropout, zoneo
 padding; the input projection, and in the backward the weight gradients, as one matrix product each over
 all steps (larger layers) or step by step inside the time loop while the rows are in cache (small layers,
 where the BLAS is slow on such skinny products). The random masks are drawn here, before, in the
-reference's order. Gate traces come for free:
-the forward keeps the activations for the backward anyway.
+reference's order. Gate traces come for free: the forward keeps the activations for the backward anyway.
 
 Runs: LSTM on the CPU, every feature but projections, in float32. Under bf16 autocast the matrix products
 of larger layers run in bfloat16 with float32 accumulation (the input projections and weight gradients of
@@ -168,9 +167,10 @@ def run(
         return reference.run(spec, x, state, weights, lengths, training, trace)
     batch, steps, _ = x.shape
     bf16 = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    h0, c0 = (s.float().contiguous() for s in state)
     per_step_masks = spec.zoneout > 0 or (training and spec.recurrent_dropout > 0)
     if trace is None and lengths is None and spec.num_directions == 1 and not per_step_masks:
-        return _run_stack(spec, x, state, [p for p in params if p is not None], training, bf16)
+        return _run_stack(spec, x, h0, c0, [p for p in params if p is not None], training, bf16)
     if lengths is not None:
         lengths = lengths.to(device=x.device, dtype=torch.int64).contiguous()
     # every random mask, in the order the reference draws them: per cell, then below each upper layer
@@ -183,7 +183,6 @@ def run(
         shape = (batch, steps, spec.num_directions * spec.hidden_size)
         layer_masks.append(masks.layer_dropout(spec, shape, x) if below else None)
     plan = _Plan(spec, cell_masks, layer_masks, lengths, bf16, trace is not None)
-    h0, c0 = (s.float().contiguous() for s in state)
     y, h_n, c_n, *traced = _Stack.apply(plan, x.float().contiguous(), h0, c0, *params)
     if trace is not None:
         valid = None if lengths is None else (torch.arange(steps, device=x.device) < lengths[:, None])[..., None]
@@ -196,7 +195,7 @@ def run(
 
 
 def _run_stack(
-    spec: StackSpec, x: Tensor, state: tuple[Tensor, ...], params: list[Tensor], training: bool, bf16: bool
+    spec: StackSpec, x: Tensor, h0: Tensor, c0: Tensor, params: list[Tensor], training: bool, bf16: bool
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """The common case (one direction, no per-step masks, no padding, no traces) as one autograd node built
     in C++ (stack_forward): forward and backward run with no Python between layers or steps."""
@@ -204,7 +203,6 @@ def _run_stack(
     if training and spec.dropout > 0:
         shape = (x.shape[0], x.shape[1], spec.hidden_size)
         masks_below = [masks.layer_dropout(spec, shape, x) for _ in range(spec.num_layers - 1)]
-    h0, c0 = (s.float().contiguous() for s in state)
     with _without_autocast():
         y, h_n, c_n = extension.load().stack_forward(
             x.float().contiguous(), h0, c0, params, masks_below, spec.bias, spec.layer_norm, bf16

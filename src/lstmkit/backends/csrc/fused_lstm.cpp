@@ -801,7 +801,7 @@ class StackFunction : public torch::autograd::Function<StackFunction> {
     for (int64_t l = 0; l < L; ++l) {
       const Tensor* w = params.data() + l * n;
       const Tensor b = bias ? w[2] + w[3] : at::empty({0}, x.options());
-      const auto ln = [&](int64_t k) { return layer_norm ? c10::optional<Tensor>(w[n - 4 + k]) : c10::nullopt; };
+      const auto ln = [&](int64_t k) { return gain(w, n, k, layer_norm); };
       const std::vector<Tensor> out = layer_forward(input, h0[l], c0[l], w[0], w[1], b, ln(0), ln(1), ln(2),
                                                     ln(3), c10::nullopt, c10::nullopt, c10::nullopt, 0.0, 0.0,
                                                     c10::nullopt, false, bf16);
@@ -844,7 +844,7 @@ class StackFunction : public torch::autograd::Function<StackFunction> {
       const Tensor* w = params + l * n;
       const Tensor* s = per + l * 10;
       const bool need_dx = l > 0 || ctx->needs_input_grad(0);
-      const auto ln = [&](int64_t k) { return layer_norm ? c10::optional<Tensor>(w[n - 4 + k]) : c10::nullopt; };
+      const auto ln = [&](int64_t k) { return gain(w, n, k, layer_norm); };
       // g: dx, dh0, dc0, dW_ih, dW_hh, d bias, d ln_ih, d ln_hh, d ln_c_w, d ln_c_b
       const std::vector<Tensor> g = layer_backward(
           dy, dh_n[l].contiguous(), dc_n[l].contiguous(), s[0], h0[l], c0[l], w[0], w[1], s[1], s[2], s[3],
@@ -875,6 +875,10 @@ class StackFunction : public torch::autograd::Function<StackFunction> {
 
  private:
   static int64_t per_layer(bool bias, bool layer_norm) { return 2 + (bias ? 2 : 0) + (layer_norm ? 4 : 0); }
+  // the k-th layer-norm gain (ln_ih, ln_hh, ln_c_w, ln_c_b) of a layer's n parameters w, if it has them
+  static c10::optional<Tensor> gain(const Tensor* w, int64_t n, int64_t k, bool layer_norm) {
+    return layer_norm ? c10::optional<Tensor>(w[n - 4 + k]) : c10::nullopt;
+  }
 };
 
 std::vector<Tensor> stack_forward(const Tensor& x, const Tensor& h0, const Tensor& c0,
