@@ -5,6 +5,7 @@ import copy
 
 import pytest
 import torch
+from torch.optim import optimizer as torch_optimizer
 
 from lstmkit.backends import extension
 from lstmkit.config import TrainConfig
@@ -149,3 +150,41 @@ def test_fused_adam_takes_a_state_in_another_layout():
         opt.step()
         results.append(w.detach())
     torch.testing.assert_close(results[0], results[1])
+
+
+@needs_extension
+def test_fused_adam_runs_the_compiled_step(monkeypatch):
+    # float32 CPU parameters never reach torch's step
+    from lstmkit.train import fused_adam
+
+    def torch_step(*args):
+        raise AssertionError("torch's step ran")
+
+    monkeypatch.setattr(fused_adam, "_ADAM_STEP", torch_step)
+    w = torch.ones(4, requires_grad=True)
+    opt = FusedAdam([w], lr=0.1)
+    w.grad = torch.ones(4)
+    opt.step()
+    assert torch.allclose(w.detach(), torch.full((4,), 0.9))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["compiled", "torch-step"])
+def test_fused_adam_runs_step_hooks_once_and_shows_in_the_profiler(dtype):
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # torch wraps Adam.step: no second round of hooks
+    w = torch.ones(3, dtype=dtype, requires_grad=True)
+    opt = FusedAdam([w], lr=0.1)
+    calls = []
+    opt.register_step_pre_hook(lambda *_: calls.append("pre"))
+    opt.register_step_post_hook(lambda *_: calls.append("post"))
+    handle = torch_optimizer.register_optimizer_step_post_hook(lambda *_: calls.append("global"))
+    try:
+        w.grad = torch.ones(3, dtype=dtype)
+        opt.step()
+    finally:
+        handle.remove()
+    assert calls == ["pre", "post", "global"]
+    w.grad = torch.ones(3, dtype=dtype)
+    with torch.profiler.profile() as prof:
+        opt.step()
+    assert "Optimizer.step#FusedAdam.step" in {e.name for e in prof.events()}
+    assert torch.allclose(w.detach(), torch.full((3,), 0.8, dtype=dtype))

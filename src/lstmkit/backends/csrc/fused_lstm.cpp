@@ -378,20 +378,25 @@ Tensor time_major(const Tensor& x) { return x.transpose(0, 1).contiguous(); }
 
 // Forward of one layer in one direction, input projection included.
 //   x (B, T, I) batch first; h0, c0 (B, H); w_ih (G, I); w_hh (G, H); bias (G) = b_ih + b_hh,
-//   or empty. Returns y (B, T, H), a batch-first view of y_tm (as torch.nn.LSTM's batch-first output is),
-//   and h_T, c_T (B, H); then what the backward needs (and the traces), time-major so that each step's rows
+//   or empty. Returns y_tm (T, B, H) (layer_forward: y (B, T, H), its batch-first view, as torch.nn.LSTM's
+//   batch-first output is), and h_T, c_T (B, H); then what the backward needs (and the traces), time-major so that each step's rows
 //   lie side by side in memory: y_tm (T, B, H); gates (T, B, G) activated i, f, g, o; c_all (T, B, H) the
 //   carried cell state after each step; with LN(W_ih x) xhat_ih (T, B, G) and rstd_ih (T, B); with
 //   LN(W_hh h) gh_hat (T, B, G) and rstd_hh (T, B); with LN(c) c_hat (T, B, H) and rstd_c (T, B). Absent
 //   ones are empty. The backward rebuilds h_prev, c_prev and tanh(c) from y_tm, c_all and the gates, so
 //   the forward writes 6H floats per row and step.
-std::vector<Tensor> layer_forward(const Tensor& x, const Tensor& h0, const Tensor& c0, const Tensor& w_ih,
+// The tensor operations around the loops (copies, allocations, stacking) run below autograd's dispatch
+// (AutoDispatchBelowADInplaceOrView): inside an autograd node they need none of its bookkeeping, whose cost
+// per operation added up to a good share of a call on small layers. Views handed to callers are made outside
+// it, so that autograd tracks them (an in-place change of y must be caught before the backward reads y_tm).
+std::vector<Tensor> layer_forward_tm(const Tensor& x, const Tensor& h0, const Tensor& c0, const Tensor& w_ih,
                                   const Tensor& w_hh, const Tensor& bias, const c10::optional<Tensor>& ln_ih,
                                   const c10::optional<Tensor>& ln_hh, const c10::optional<Tensor>& ln_c_w,
                                   const c10::optional<Tensor>& ln_c_b, const c10::optional<Tensor>& rec_mask,
                                   const c10::optional<Tensor>& keep_c, const c10::optional<Tensor>& keep_h,
                                   double keep_c_p, double keep_h_p, const c10::optional<Tensor>& lengths,
                                   bool reverse, bool bf16) {
+  at::AutoDispatchBelowADInplaceOrView below_autograd;  // see the note above
   const Tensor x_tm = time_major(x);  // (T, B, I)
   const int64_t B = x.size(0), T = x.size(1), I = x.size(2), G = w_hh.size(0), H = G / 4, Gp = pad16(G);
   const Options o = make_options(ln_hh, ln_c_w, ln_c_b, rec_mask, keep_c, keep_h, keep_c_p, keep_h_p, lengths);
@@ -510,8 +515,34 @@ std::vector<Tensor> layer_forward(const Tensor& x, const Tensor& h0, const Tenso
             pre[j] *= o.ln_hh[j];
           }
         }
+        const float* kc = o.keep_c ? o.keep_c + bt * H : keep_c_const.data();
+        const float* kh = o.keep_h ? o.keep_h + bt * H : keep_h_const.data();
+        // Values are kept in registers rather than read back from what was just stored: reloading a vector
+        // stored at an address that is not 64-byte aligned (rows of H = 50) stalls on store forwarding.
+        if (!o.ln_c_w) {
 #pragma omp simd
-        for (int64_t j = 0; j < H; ++j) {  // gates and the new cell, one pass
+          for (int64_t j = 0; j < H; ++j) {  // gates, the new cell and h in one pass; zoneout mixes the old
+            const float i = sigmoidf(pre[j] + xr[j]);
+            const float f = sigmoidf(pre[H + j] + xr[H + j]);
+            const float g = tanhf_fast(pre[2 * H + j] + xr[2 * H + j]);
+            const float og = sigmoidf(pre[3 * H + j] + xr[3 * H + j]);
+            gr[j] = i;
+            gr[H + j] = f;
+            gr[2 * H + j] = g;
+            gr[3 * H + j] = og;
+            const float c_new = f * cr[j] + i * g;
+            const float h_new = og * tanhf_fast(c_new);
+            const float h_out = kh[j] * hr[j] + (1.f - kh[j]) * h_new;
+            const float c_out = kc[j] * cr[j] + (1.f - kc[j]) * c_new;
+            hr[j] = h_out;
+            yr[j] = h_out;
+            cr[j] = c_out;
+            ca[j] = c_out;
+          }
+          continue;
+        }
+#pragma omp simd
+        for (int64_t j = 0; j < H; ++j) {  // with LN(c): the gates and the new cell first
           const float i = sigmoidf(pre[j] + xr[j]);
           const float f = sigmoidf(pre[H + j] + xr[H + j]);
           const float g = tanhf_fast(pre[2 * H + j] + xr[2 * H + j]);
@@ -522,30 +553,39 @@ std::vector<Tensor> layer_forward(const Tensor& x, const Tensor& h0, const Tenso
           gr[3 * H + j] = og;
           ca[j] = f * cr[j] + i * g;
         }
-        const float* arg = ca;
-        if (o.ln_c_w) {
-          float* an = arg_buf.data();
-          std::memcpy(an, ca, H * sizeof(float));
-          rc_all[bt] = normalise(an, H);
-          std::memcpy(chat_all + bt * H, an, H * sizeof(float));
-          for (int64_t j = 0; j < H; ++j) an[j] = an[j] * o.ln_c_w[j] + o.ln_c_b[j];
-          arg = an;
-        }
-        const float* kc = o.keep_c ? o.keep_c + bt * H : keep_c_const.data();
-        const float* kh = o.keep_h ? o.keep_h + bt * H : keep_h_const.data();
+        float* an = arg_buf.data();
+        std::memcpy(an, ca, H * sizeof(float));
+        rc_all[bt] = normalise(an, H);
+        std::memcpy(chat_all + bt * H, an, H * sizeof(float));
+        for (int64_t j = 0; j < H; ++j) an[j] = an[j] * o.ln_c_w[j] + o.ln_c_b[j];
 #pragma omp simd
         for (int64_t j = 0; j < H; ++j) {  // h = o tanh(LN(c_new)), then zoneout mixes both with the old state
-          const float h_new = gr[3 * H + j] * tanhf_fast(arg[j]);
+          const float h_new = gr[3 * H + j] * tanhf_fast(an[j]);
           const float c_new = ca[j];
-          hr[j] = kh[j] * hr[j] + (1.f - kh[j]) * h_new;
-          cr[j] = kc[j] * cr[j] + (1.f - kc[j]) * c_new;
-          yr[j] = hr[j];
-          ca[j] = cr[j];
+          const float h_out = kh[j] * hr[j] + (1.f - kh[j]) * h_new;
+          const float c_out = kc[j] * cr[j] + (1.f - kc[j]) * c_new;
+          hr[j] = h_out;
+          yr[j] = h_out;
+          cr[j] = c_out;
+          ca[j] = c_out;
         }
       }
     }
   });
-  return {y_tm.transpose(0, 1), h, c, y_tm, gates, c_all, xhat_ih, rstd_ih, gh_hat, rstd_hh, c_hat, rstd_c};
+  return {y_tm, h, c, y_tm, gates, c_all, xhat_ih, rstd_ih, gh_hat, rstd_hh, c_hat, rstd_c};
+}
+
+std::vector<Tensor> layer_forward(const Tensor& x, const Tensor& h0, const Tensor& c0, const Tensor& w_ih,
+                                  const Tensor& w_hh, const Tensor& bias, const c10::optional<Tensor>& ln_ih,
+                                  const c10::optional<Tensor>& ln_hh, const c10::optional<Tensor>& ln_c_w,
+                                  const c10::optional<Tensor>& ln_c_b, const c10::optional<Tensor>& rec_mask,
+                                  const c10::optional<Tensor>& keep_c, const c10::optional<Tensor>& keep_h,
+                                  double keep_c_p, double keep_h_p, const c10::optional<Tensor>& lengths,
+                                  bool reverse, bool bf16) {
+  std::vector<Tensor> out = layer_forward_tm(x, h0, c0, w_ih, w_hh, bias, ln_ih, ln_hh, ln_c_w, ln_c_b, rec_mask,
+                                             keep_c, keep_h, keep_c_p, keep_h_p, lengths, reverse, bf16);
+  out[0] = out[0].transpose(0, 1);  // with autograd's view tracking: y shares y_tm's version counter
+  return out;
 }
 
 // Backward of layer_forward: dy (B, T, H), dh_T, dc_T (B, H), the forward's inputs and saved
@@ -562,6 +602,7 @@ std::vector<Tensor> layer_backward(const Tensor& dy, const Tensor& dh_T, const T
                                    const c10::optional<Tensor>& rec_mask, const c10::optional<Tensor>& keep_c,
                                    const c10::optional<Tensor>& keep_h, double keep_c_p, double keep_h_p,
                                    const c10::optional<Tensor>& lengths, bool reverse, bool bf16, bool need_dx) {
+  at::AutoDispatchBelowADInplaceOrView below_autograd;  // see the note above
   const Tensor x_tm = time_major(x), dy_tm = time_major(dy);  // (T, B, I), (T, B, H)
   const int64_t B = x.size(0), T = x.size(1), I = x.size(2), G = w_hh.size(0), H = G / 4;
   const int64_t Gp = pad16(G), Hp = pad16(H), Ip = pad16(I);
@@ -796,20 +837,30 @@ class StackFunction : public torch::autograd::Function<StackFunction> {
     std::vector<Tensor> saved(params.begin(), params.end());
     saved.push_back(h0);
     saved.push_back(c0);
-    std::vector<Tensor> h_n, c_n;
-    Tensor input = x;
-    for (int64_t l = 0; l < L; ++l) {
-      const Tensor* w = params.data() + l * n;
-      const Tensor b = bias ? w[2] + w[3] : at::empty({0}, x.options());
-      const auto ln = [&](int64_t k) { return gain(w, n, k, layer_norm); };
-      const std::vector<Tensor> out = layer_forward(input, h0[l], c0[l], w[0], w[1], b, ln(0), ln(1), ln(2),
-                                                    ln(3), c10::nullopt, c10::nullopt, c10::nullopt, 0.0, 0.0,
-                                                    c10::nullopt, false, bf16);
-      saved.push_back(input);
-      saved.insert(saved.end(), out.begin() + 3, out.end());
-      h_n.push_back(out[1]);
-      c_n.push_back(out[2]);
-      input = l + 1 < L && !layer_masks.empty() ? out[0] * layer_masks[l] : out[0];  // (B, T, H)
+    Tensor input = x, top_tm, h_n, c_n;
+    {
+      at::AutoDispatchBelowADInplaceOrView below_autograd;  // see the note before layer_forward_tm
+      std::vector<Tensor> h_layers, c_layers;
+      for (int64_t l = 0; l < L; ++l) {
+        const Tensor* w = params.data() + l * n;
+        const Tensor b = bias ? w[2] + w[3] : at::empty({0}, x.options());
+        const auto ln = [&](int64_t k) { return gain(w, n, k, layer_norm); };
+        const std::vector<Tensor> out = layer_forward_tm(input, h0[l], c0[l], w[0], w[1], b, ln(0), ln(1), ln(2),
+                                                         ln(3), c10::nullopt, c10::nullopt, c10::nullopt, 0.0, 0.0,
+                                                         c10::nullopt, false, bf16);
+        saved.push_back(input);
+        saved.insert(saved.end(), out.begin() + 3, out.end());
+        h_layers.push_back(out[1]);
+        c_layers.push_back(out[2]);
+        if (l + 1 < L) {
+          const Tensor y = out[0].transpose(0, 1);  // (B, T, H), the next layer's input
+          input = layer_masks.empty() ? y : y * layer_masks[l];
+        } else {
+          top_tm = out[0];
+        }
+      }
+      h_n = at::stack(h_layers);
+      c_n = at::stack(c_layers);
     }
     saved.insert(saved.end(), layer_masks.begin(), layer_masks.end());
     ctx->save_for_backward(saved);
@@ -817,7 +868,7 @@ class StackFunction : public torch::autograd::Function<StackFunction> {
     ctx->saved_data["bias"] = bias;
     ctx->saved_data["layer_norm"] = layer_norm;
     ctx->saved_data["bf16"] = bf16;
-    return {input, at::stack(h_n), at::stack(c_n)};
+    return {top_tm.transpose(0, 1), h_n, c_n};  // y (B, T, H): a view autograd tracks (the note above)
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -826,6 +877,7 @@ class StackFunction : public torch::autograd::Function<StackFunction> {
     const bool bias = ctx->saved_data["bias"].toBool(), layer_norm = ctx->saved_data["layer_norm"].toBool();
     const bool bf16 = ctx->saved_data["bf16"].toBool();
     const std::vector<Tensor> saved = ctx->get_saved_variables();
+    at::AutoDispatchBelowADInplaceOrView below_autograd;  // see the note before layer_forward_tm
     const int64_t n = per_layer(bias, layer_norm);
     const Tensor* params = saved.data();
     const Tensor& h0 = saved[n * L];
@@ -1097,5 +1149,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("stack_forward", &stack_forward, "a unidirectional stack without per-step masks, one autograd node");
   m.def("stack_step", &stack_step, "one step of a unidirectional stack, without autograd");
   m.def("sample_chain", &sample_chain, "generation with the state carried, n tokens in one call");
-  m.def("adam_step", &adam_step, "Adam or AdamW on CPU float32 parameters, all in one call (optim.cpp)");
+  m.def("adam_step", &adam_step, "Adam or AdamW on CPU float32 parameters in one call, or False (optim.cpp)");
 }
