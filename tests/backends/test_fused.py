@@ -128,6 +128,17 @@ def test_fused_one_node_stack_without_biases_and_with_part_of_the_outputs():
         torch.testing.assert_close(got, want, **TOL)
 
 
+@needs_extension
+@pytest.mark.parametrize("layers", [1, 2])
+def test_fused_one_node_stack_refuses_an_in_place_change_of_its_output(layers):
+    # y is a view of a tensor the backward reads: changing it in place must raise, not corrupt the gradients
+    module = LSTM(3, 5, num_layers=layers, backend="fused")
+    y, _ = module(torch.randn(2, 4, 3))
+    assert y.grad_fn.name() == ONE_NODE
+    with pytest.raises(RuntimeError, match="modified inplace"):
+        y.mul_(2)
+
+
 # bf16 mixed precision (autocast): past the small-matrix size the matrix products run in bfloat16, whose 8-bit
 # mantissa holds about 3 significant digits; the gate maths stay in float32. Checked against the float32
 # reference with this looser, stated tolerance, relative to each tensor's size. Small layers stay float32

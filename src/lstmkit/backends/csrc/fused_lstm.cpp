@@ -376,6 +376,20 @@ Path path_for(int64_t G, int64_t H, int64_t I, bool bf16) {
 // tensors that the layers hand each other.
 Tensor time_major(const Tensor& x) { return x.transpose(0, 1).contiguous(); }
 
+// A (B, T, n) sequence read one step's rows at a time: element (b, t, k) at at(b, t)[k]. In place when one
+// step's rows lie within a page of each other (short sequences, or the time-major views the layers hand
+// each other), which saves the copy; otherwise through a time-major copy, as above.
+struct Rows {
+  const float* p;
+  int64_t sb, st;  // strides of b and t; unit stride within a row
+  const float* at(int64_t b, int64_t t) const { return p + b * sb + t * st; }
+};
+Tensor step_rows(const Tensor& x) {  // (B, T, n), a view with unit stride in n
+  const bool near = x.stride(2) == 1 && x.stride(0) * static_cast<int64_t>(sizeof(float)) <= 4096;
+  return near ? x : time_major(x).transpose(0, 1);
+}
+Rows rows_of(const Tensor& x) { return {x.data_ptr<float>(), x.stride(0), x.stride(1)}; }
+
 // Forward of one layer in one direction, input projection included.
 //   x (B, T, I) batch first; h0, c0 (B, H); w_ih (G, I); w_hh (G, H); bias (G) = b_ih + b_hh,
 //   or empty. Returns y_tm (T, B, H) (layer_forward: y (B, T, H), its batch-first view, as torch.nn.LSTM's
@@ -397,10 +411,10 @@ std::vector<Tensor> layer_forward_tm(const Tensor& x, const Tensor& h0, const Te
                                   double keep_c_p, double keep_h_p, const c10::optional<Tensor>& lengths,
                                   bool reverse, bool bf16) {
   at::AutoDispatchBelowADInplaceOrView below_autograd;  // see the note above
-  const Tensor x_tm = time_major(x);  // (T, B, I)
   const int64_t B = x.size(0), T = x.size(1), I = x.size(2), G = w_hh.size(0), H = G / 4, Gp = pad16(G);
   const Options o = make_options(ln_hh, ln_c_w, ln_c_b, rec_mask, keep_c, keep_h, keep_c_p, keep_h_p, lengths);
   const Path path = path_for(G, H, I, bf16);
+  const Tensor x_in = path.inloop ? step_rows(x) : time_major(x);  // (B, T, I) by rows, or (T, B, I)
   const float* g_ih = ptr_or_null(ln_ih);
   const auto f32 = x.options();
   const Tensor empty = at::empty({0}, f32);
@@ -425,7 +439,7 @@ std::vector<Tensor> layer_forward_tm(const Tensor& x, const Tensor& h0, const Te
   // without the in-loop path: the input pre-activations of all steps at once, (T, B, G)
   Tensor xproj = empty;
   if (!path.inloop) {
-    xproj = project(x_tm.view({T * B, I}), w_ih, bf16).view({T, B, G});
+    xproj = project(x_in.view({T * B, I}), w_ih, bf16).view({T, B, G});
     float* xp = xproj.data_ptr<float>();
     if (g_ih || bs) {
       at::parallel_for(0, B * T, 256, [&](int64_t r0, int64_t r1) {
@@ -450,7 +464,7 @@ std::vector<Tensor> layer_forward_tm(const Tensor& x, const Tensor& h0, const Te
   const std::vector<float> w_t = path.small ? padded(w_hh.t()) : std::vector<float>();     // (H, Gp)
   const std::vector<float> w_ih_t = path.inloop ? padded(w_ih.t()) : std::vector<float>();  // (I, Gp)
   const Tensor w_t_bf = path.half ? w_hh.t().contiguous().to(at::kBFloat16) : empty;
-  const float* x_p = x_tm.data_ptr<float>();
+  const Rows x_rows = path.inloop ? rows_of(x_in) : Rows{};
   const float* xp_all = path.inloop ? nullptr : xproj.data_ptr<float>();
   float* gp_all = gates.data_ptr<float>();
   float* hp = h.data_ptr<float>();
@@ -487,7 +501,7 @@ std::vector<Tensor> layer_forward_tm(const Tensor& x, const Tensor& h0, const Te
         gemm_rows(hrecp + b0 * H, rows, H, w, G, true, ghp + b0 * G);
       }
       if (path.inloop) {  // W_ih x_t, rows b0..b1
-        small_gemm(rows, I, Gp, {x_p + (t * B + b0) * I, I, 1}, w_ih_t.data(), Gp, xin_buf.data(), Gp);
+        small_gemm(rows, I, Gp, {x_rows.at(b0, t), x_rows.sb, 1}, w_ih_t.data(), Gp, xin_buf.data(), Gp);
         if (g_ih || bs) {
           for (int64_t b = b0; b < b1; ++b) finish_input(xin_buf.data() + (b - b0) * Gp, t * B + b);
         }
@@ -603,12 +617,12 @@ std::vector<Tensor> layer_backward(const Tensor& dy, const Tensor& dh_T, const T
                                    const c10::optional<Tensor>& keep_h, double keep_c_p, double keep_h_p,
                                    const c10::optional<Tensor>& lengths, bool reverse, bool bf16, bool need_dx) {
   at::AutoDispatchBelowADInplaceOrView below_autograd;  // see the note above
-  const Tensor x_tm = time_major(x), dy_tm = time_major(dy);  // (T, B, I), (T, B, H)
   const int64_t B = x.size(0), T = x.size(1), I = x.size(2), G = w_hh.size(0), H = G / 4;
   const int64_t Gp = pad16(G), Hp = pad16(H), Ip = pad16(I);
   const Options o = make_options(ln_hh, ln_c_w, ln_c_b, rec_mask, keep_c, keep_h, keep_c_p, keep_h_p, lengths);
   const Path path = path_for(G, H, I, bf16);  // as in the forward
   const bool inloop = path.inloop;
+  const Tensor x_in = inloop ? step_rows(x) : time_major(x), dy_in = step_rows(dy);  // as in the forward
   const float* g_ih = ptr_or_null(ln_ih);
   const auto f32 = x.options();
   const Tensor empty = at::empty({0}, f32);
@@ -634,8 +648,7 @@ std::vector<Tensor> layer_backward(const Tensor& dy, const Tensor& dh_T, const T
   const std::vector<float> w_pad = path.small ? padded(w_hh) : std::vector<float>();            // (G, Hp)
   const std::vector<float> w_ih_pad = inloop && need_dx ? padded(w_ih) : std::vector<float>();  // (G, Ip)
   const Tensor w_bf = path.half ? w_hh.to(at::kBFloat16) : empty;
-  const float* dyp = dy_tm.data_ptr<float>();
-  const float* x_p = x_tm.data_ptr<float>();
+  const Rows dy_rows = rows_of(dy_in), x_rows = inloop ? rows_of(x_in) : Rows{};
   const float* gp_all = gates.data_ptr<float>();
   const float* call_p = c_all.data_ptr<float>();
   const float* yp_all = y_tm.data_ptr<float>();
@@ -690,7 +703,7 @@ std::vector<Tensor> layer_backward(const Tensor& dy, const Tensor& dh_T, const T
         const float* cprev = first ? c0p + b * H : call_p + (t_prev * B + b) * H;
         const float* m = o.rec_mask ? o.rec_mask + b * H : ones.data();
         const float* gr = gp_all + bt * G;
-        const float* dyr = dyp + bt * H;
+        const float* dyr = dy_rows.at(b, t);
         const float* kc = o.keep_c ? o.keep_c + bt * H : keep_c_const.data();
         const float* kh = o.keep_h ? o.keep_h + bt * H : keep_h_const.data();
         const float* chat = o.ln_c_w ? c_hat.data_ptr<float>() + bt * H : nullptr;
@@ -765,7 +778,7 @@ std::vector<Tensor> layer_backward(const Tensor& dy, const Tensor& dh_T, const T
         }
         small_gemm<true>(H, rows, Gp, {hrec_buf.data(), 1, H}, dgh_step, Gp,
                          dwhh_parts.data() + block * H * Gp, Gp);
-        small_gemm<true>(I, rows, Gp, {x_p + (t * B + b0) * I, 1, I}, dih_step, Gp,
+        small_gemm<true>(I, rows, Gp, {x_rows.at(b0, t), 1, x_rows.sb}, dih_step, Gp,
                          dwih_parts.data() + block * I * Gp, Gp);
         if (need_dx) {
           small_gemm(rows, G, Ip, {dih_step, Gp, 1}, w_ih_pad.data(), Ip, dx_buf.data(), Ip);
@@ -802,7 +815,7 @@ std::vector<Tensor> layer_backward(const Tensor& dy, const Tensor& dh_T, const T
       dln_ih = parts.sum(0);
     }
     Tensor d2 = dxproj.view({T * B, G});
-    dw_ih = matmul(d2.t(), x_tm.view({T * B, I}), bf16);
+    dw_ih = matmul(d2.t(), x_in.view({T * B, I}), bf16);
     if (need_dx && !bf16) {
       Tensor out = pooled({T * B, I});
       dx = at::mm_out(out, d2, w_ih).view({T, B, I}).transpose(0, 1);  // batch-first view
