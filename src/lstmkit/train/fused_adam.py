@@ -18,6 +18,7 @@ from torch.optim import optimizer as _optimizer
 
 from ..backends import extension
 
+# torch's Adam.step without the hook wrapper torch puts on the class once an Adam is made (this class runs those)
 _ADAM_STEP = torch.optim.Adam.step
 _ADAM_STEP = getattr(_ADAM_STEP, "__wrapped__", _ADAM_STEP) if getattr(_ADAM_STEP, "hooked", False) else _ADAM_STEP
 
@@ -53,9 +54,9 @@ class FusedAdam(torch.optim.Adam):
     step.hooked = True  # torch.optim.Optimizer wraps any step without this mark; this one wraps itself
 
     def _step(self, closure=None):
-        if closure is None and not self._fused_step():
-            return _ADAM_STEP(self)
-        return None if closure is None else _ADAM_STEP(self, closure)
+        if closure is None and self._fused_step():
+            return None
+        return _ADAM_STEP(self, closure)
 
     def _fused_step(self) -> bool:
         """The compiled update of every parameter with a gradient; False (nothing changed) where torch's step
