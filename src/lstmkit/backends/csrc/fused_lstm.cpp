@@ -531,32 +531,8 @@ std::vector<Tensor> layer_forward_tm(const Tensor& x, const Tensor& h0, const Te
         }
         const float* kc = o.keep_c ? o.keep_c + bt * H : keep_c_const.data();
         const float* kh = o.keep_h ? o.keep_h + bt * H : keep_h_const.data();
-        // Without LN(c), one pass: c_new and h stay in registers rather than being stored and read back by a
-        // second loop (no speed difference measured at H = 50; one loop fewer to keep right).
-        if (!o.ln_c_w) {
 #pragma omp simd
-          for (int64_t j = 0; j < H; ++j) {  // gates, the new cell and h in one pass; zoneout mixes the old
-            const float i = sigmoidf(pre[j] + xr[j]);
-            const float f = sigmoidf(pre[H + j] + xr[H + j]);
-            const float g = tanhf_fast(pre[2 * H + j] + xr[2 * H + j]);
-            const float og = sigmoidf(pre[3 * H + j] + xr[3 * H + j]);
-            gr[j] = i;
-            gr[H + j] = f;
-            gr[2 * H + j] = g;
-            gr[3 * H + j] = og;
-            const float c_new = f * cr[j] + i * g;
-            const float h_new = og * tanhf_fast(c_new);
-            const float h_out = kh[j] * hr[j] + (1.f - kh[j]) * h_new;
-            const float c_out = kc[j] * cr[j] + (1.f - kc[j]) * c_new;
-            hr[j] = h_out;
-            yr[j] = h_out;
-            cr[j] = c_out;
-            ca[j] = c_out;
-          }
-          continue;
-        }
-#pragma omp simd
-        for (int64_t j = 0; j < H; ++j) {  // with LN(c): the gates and the new cell first
+        for (int64_t j = 0; j < H; ++j) {  // gates and the new cell, one pass
           const float i = sigmoidf(pre[j] + xr[j]);
           const float f = sigmoidf(pre[H + j] + xr[H + j]);
           const float g = tanhf_fast(pre[2 * H + j] + xr[2 * H + j]);
@@ -567,14 +543,18 @@ std::vector<Tensor> layer_forward_tm(const Tensor& x, const Tensor& h0, const Te
           gr[3 * H + j] = og;
           ca[j] = f * cr[j] + i * g;
         }
-        float* an = arg_buf.data();
-        std::memcpy(an, ca, H * sizeof(float));
-        rc_all[bt] = normalise(an, H);
-        std::memcpy(chat_all + bt * H, an, H * sizeof(float));
-        for (int64_t j = 0; j < H; ++j) an[j] = an[j] * o.ln_c_w[j] + o.ln_c_b[j];
+        const float* arg = ca;
+        if (o.ln_c_w) {
+          float* an = arg_buf.data();
+          std::memcpy(an, ca, H * sizeof(float));
+          rc_all[bt] = normalise(an, H);
+          std::memcpy(chat_all + bt * H, an, H * sizeof(float));
+          for (int64_t j = 0; j < H; ++j) an[j] = an[j] * o.ln_c_w[j] + o.ln_c_b[j];
+          arg = an;
+        }
 #pragma omp simd
         for (int64_t j = 0; j < H; ++j) {  // h = o tanh(LN(c_new)), then zoneout mixes both with the old state
-          const float h_new = gr[3 * H + j] * tanhf_fast(an[j]);
+          const float h_new = gr[3 * H + j] * tanhf_fast(arg[j]);
           const float c_new = ca[j];
           const float h_out = kh[j] * hr[j] + (1.f - kh[j]) * h_new;
           const float c_out = kc[j] * cr[j] + (1.f - kc[j]) * c_new;
