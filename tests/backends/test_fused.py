@@ -167,14 +167,24 @@ def test_fused_small_layers_stay_float32_under_bf16_autocast(case):
         assert torch.equal(b, f), name
 
 
+LARGER_BF16 = [
+    dict(batch=4, steps=6, input_size=8, hidden=130),
+    # an odd number of units (the bfloat16 pairs end in a half-filled word), several blocks of rows split over
+    # the threads, and gate columns that end in a part of a vector
+    dict(batch=23, steps=5, input_size=7, hidden=131),
+    dict(batch=9, steps=4, input_size=5, hidden=130, recurrent_dropout=0.3, zoneout=0.2, layer_norm=True),
+]
+
+
 @needs_extension
-def test_fused_bf16_products_of_a_larger_layer_stay_close_to_float32():
+@pytest.mark.parametrize("shape", LARGER_BF16, ids=lambda s: f"B{s['batch']}-H{s['hidden']}-ln{s.get('layer_norm', 0)}")
+def test_fused_bf16_products_of_a_larger_layer_stay_close_to_float32(shape):
     # past the small-matrix size the input projection, the recurrent products and the weight gradients run
     # in bfloat16 under autocast
     case = dict(
-        batch=4, steps=6, input_size=8, hidden=130, layers=1, bidirectional=False, dropout=0.0,
-        recurrent_dropout=0.0, zoneout=0.0, layer_norm=False, training=True, seed=3,
-    )
+        layers=1, bidirectional=False, dropout=0.0, recurrent_dropout=0.0, zoneout=0.0, layer_norm=False,
+        training=True, seed=3,
+    ) | shape
     names, want, fp32, bf16 = _fused_fp32_and_bf16(case)
     for name, g, w in zip(names, bf16, want, strict=True):
         assert g.dtype == torch.float32, name

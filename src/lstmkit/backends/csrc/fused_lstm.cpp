@@ -1,8 +1,8 @@
 // The fused LSTM on the CPU: one layer in one direction, forward and backward over the whole sequence in
 // one call each, and a one-step stack for stepwise inference.
 //
-// The equations are core/step.py's lstm_step. Per layer: per step, the recurrent product h_rec @ W_hh^T,
-// then one pass over memory for the gate maths (sigmoid and tanh from one exp each, vectorised by the
+// The equations are core/step.py's lstm_step. Per layer: per step, the recurrent product h_rec @ W_hh^T (by
+// the register-blocked kernels below, in float32 or bfloat16), then one pass over memory for the gate maths (sigmoid and tanh from one exp each, vectorised by the
 // compiler), the cell update, the optional layer norms and zoneout, and the padding mask. The input
 // projection and the weight gradients are one matrix product each over all steps for larger layers, and
 // run step by step inside the time loop for small ones (Path says which and why). Sequences are handed
@@ -13,6 +13,9 @@
 #include <ATen/Parallel.h>
 #include "optim.h"
 #include <omp.h>
+#if defined(__AVX512BF16__)
+#include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -70,12 +73,14 @@ struct SingleThreadedBlas {
   }
 };
 
-// A register-blocked product for the small matrices (up to kSmallGemm weights, which stay in cache):
-// C (rows x n) = A (rows x k) @ Bm (k x n), or C += ... when accumulating. A is read through strides (its
+// A register-blocked product for the per-step products: C (rows x n) = A (rows x k) @ Bm (k x n), or C += ... when accumulating. A is read through strides (its
 // element (r, q) at a[r * ars + q * acs]), so one kernel serves both A @ Bm and A^T @ Bm (the weight
 // gradients); Bm and C are row-major with row strides ldb and ldc, and n is a multiple of 16 (callers pad
 // their matrices with zero columns, so there are no leftover columns). R rows times NV vectors of 16 columns
-// are accumulated in registers over all of k; no packing.
+// are accumulated in registers over all of k; no packing. Measured on one core for the per-step products of
+// the W1 and W5 models (15-20 rows, 300-650 units): about 100-115 GFLOP/s, against 56-81 for the BLAS, whose
+// per-call set-up and packing do not pay off on so few rows. kSmallGemm bounds the weights for which every
+// other product of a layer (the input projection, the weight gradients) runs with it too (Path).
 constexpr int64_t kSmallGemm = 65536;
 inline bool small_weights(int64_t G, int64_t K) { return G * K <= kSmallGemm; }
 inline int64_t pad16(int64_t n) { return (n + 15) / 16 * 16; }
@@ -134,14 +139,125 @@ void small_gemm(int64_t rows, int64_t k, int64_t n, Strided A, const float* bm, 
 
 // m (rows x cols, float32, any strides) copied into zeros of (rows x pad16(cols)): the operand small_gemm
 // wants. Plain buffers rather than tensors here and below: on the small layers a few microseconds of
-// dispatch per temporary add up to a good share of a call.
+// dispatch per temporary add up to a good share of a call. Transposed views are copied in tiles of 16 x 16,
+// so that both sides are read and written a cache line at a time (a plain loop over a large transposed
+// matrix took milliseconds).
 std::vector<float> padded(const Tensor& m) {
   const int64_t rows = m.size(0), cols = m.size(1), ld = pad16(cols), s0 = m.stride(0), s1 = m.stride(1);
   const float* p = m.data_ptr<float>();
   std::vector<float> out(rows * ld, 0.f);
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) out[r * ld + c] = p[r * s0 + c * s1];
+  at::parallel_for(0, (rows + 15) / 16, rows * cols < 65536 ? rows : 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t r0 = t0 * 16; r0 < std::min(rows, t1 * 16); r0 += 16) {
+      const int64_t r1 = std::min(rows, r0 + 16);
+      for (int64_t c0 = 0; c0 < cols; c0 += 16) {
+        const int64_t c1 = std::min(cols, c0 + 16);
+        for (int64_t r = r0; r < r1; ++r)
+          for (int64_t c = c0; c < c1; ++c) out[r * ld + c] = p[r * s0 + c * s1];
+      }
+    }
+  });
   return out;
+}
+
+// bfloat16 products: two bfloat16 numbers packed in one 32-bit word, the lower half first, and a product
+// accumulated in float32 over pairs of terms (what AVX512-BF16's dot-product instruction computes).
+// v rounded to the nearest bfloat16, ties to even, as its 16 bits (the weights and states are finite).
+inline uint32_t bf16_bits(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, sizeof(u));
+  return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+}
+
+// m (k x n, float32, any strides) as the operand bf16_gemm wants: (ceil(k / 2) x pad16(n)) words, word
+// (p, j) holding m(2p, j) and m(2p + 1, j) (zeros past k and n). In tiles of 16 columns, as padded.
+std::vector<uint32_t> packed_bf16(const Tensor& m) {
+  const int64_t k = m.size(0), n = m.size(1), k2 = (k + 1) / 2, ld = pad16(n), s0 = m.stride(0), s1 = m.stride(1);
+  const float* p = m.data_ptr<float>();
+  std::vector<uint32_t> out(k2 * ld, 0u);
+  at::parallel_for(0, (n + 15) / 16, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t c0 = t0 * 16; c0 < std::min(n, t1 * 16); c0 += 16) {
+      const int64_t c1 = std::min(n, c0 + 16);
+      for (int64_t q = 0; q < k2; ++q) {
+        const float* even = p + 2 * q * s0;
+        for (int64_t c = c0; c < c1; ++c) {
+          const uint32_t hi = 2 * q + 1 < k ? bf16_bits(even[s0 + c * s1]) : 0u;
+          out[q * ld + c] = bf16_bits(even[c * s1]) | hi << 16;
+        }
+      }
+    }
+  });
+  return out;
+}
+
+// Rows of a (rows x k, row stride lda) as bf16_gemm's left operand: (rows x ceil(k / 2)) words.
+void pairs_bf16(const float* a, int64_t lda, int64_t rows, int64_t k, uint32_t* out) {
+  const int64_t k2 = (k + 1) / 2;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* ar = a + r * lda;
+    uint32_t* o = out + r * k2;
+#pragma omp simd
+    for (int64_t q = 0; q < k / 2; ++q) o[q] = bf16_bits(ar[2 * q]) | bf16_bits(ar[2 * q + 1]) << 16;
+    if (k % 2) o[k2 - 1] = bf16_bits(ar[k - 1]);
+  }
+}
+
+typedef uint32_t w16 __attribute__((vector_size(64)));
+typedef uint32_t w16u __attribute__((vector_size(64), aligned(4)));
+
+// acc + a.lo * b.lo + a.hi * b.hi in every lane, for words of two bfloat16 numbers
+inline v16 dot2(v16 acc, w16 a, w16 b) {
+#if defined(__AVX512BF16__)
+  return (v16)_mm512_dpbf16_ps((__m512)acc, (__m512bh)a, (__m512bh)b);
+#else
+  const w16 high = w16{} + 0xffff0000u;
+  return acc + (v16)(a << 16) * (v16)(b << 16) + (v16)(a & high) * (v16)(b & high);
+#endif
+}
+
+// C (rows x n) = A @ Bm in bfloat16 with float32 sums: A (rows x k2 words, from pairs_bf16), Bm
+// (k2 x ldb words, from packed_bf16), n a multiple of 16. Blocked as small_gemm is (measured on one core
+// with the W1 and W5 recurrent products: about 205-225 GFLOP/s, against 107-136 for at::mm in bfloat16).
+template <int R, int NV>
+inline void bf16_block(const uint32_t* a, int64_t k2, const uint32_t* bm, int64_t ldb, float* c, int64_t ldc) {
+  v16 acc[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = v16{};
+  for (int64_t q = 0; q < k2; ++q) {
+    w16 b[NV];
+    for (int v = 0; v < NV; ++v) b[v] = *reinterpret_cast<const w16u*>(bm + q * ldb + 16 * v);
+    for (int r = 0; r < R; ++r) {
+      const w16 s = w16{} + a[r * k2 + q];
+      for (int v = 0; v < NV; ++v) acc[r][v] = dot2(acc[r][v], s, b[v]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) *reinterpret_cast<v16u*>(c + r * ldc + 16 * v) = acc[r][v];
+}
+
+template <int R>
+inline void bf16_rows(const uint32_t* a, int64_t k2, const uint32_t* bm, int64_t n, float* c, int64_t ldc) {
+  int64_t j = 0;
+  for (; j + 64 <= n; j += 64) bf16_block<R, 4>(a, k2, bm + j, n, c + j, ldc);
+  switch ((n - j) / 16) {
+    case 3: bf16_block<R, 3>(a, k2, bm + j, n, c + j, ldc); break;
+    case 2: bf16_block<R, 2>(a, k2, bm + j, n, c + j, ldc); break;
+    case 1: bf16_block<R, 1>(a, k2, bm + j, n, c + j, ldc); break;
+    default: break;
+  }
+}
+
+void bf16_gemm(int64_t rows, int64_t k2, int64_t n, const uint32_t* a, const uint32_t* bm, float* c, int64_t ldc) {
+  int64_t r = 0;
+  for (; r + 6 <= rows; r += 6) bf16_rows<6>(a + r * k2, k2, bm, n, c + r * ldc, ldc);
+  const uint32_t* rest = a + r * k2;
+  switch (rows - r) {
+    case 5: bf16_rows<5>(rest, k2, bm, n, c + r * ldc, ldc); break;
+    case 4: bf16_rows<4>(rest, k2, bm, n, c + r * ldc, ldc); break;
+    case 3: bf16_rows<3>(rest, k2, bm, n, c + r * ldc, ldc); break;
+    case 2: bf16_rows<2>(rest, k2, bm, n, c + r * ldc, ldc); break;
+    case 1: bf16_rows<1>(rest, k2, bm, n, c + r * ldc, ldc); break;
+    default: break;
+  }
 }
 
 // The sum over blocks of parts (blocks x rows x ld), transposed into a new (cols x rows) tensor: the weight
@@ -239,15 +355,6 @@ Tensor pooled(at::IntArrayRef sizes) {
   const size_t bytes = static_cast<size_t>(numel) * sizeof(float);
   void* p = pool().take(bytes);
   return at::from_blob(p, sizes, [bytes](void* q) { pool().give(q, bytes); }, at::TensorOptions().dtype(at::kFloat));
-}
-
-// C (rows x n) = A (rows x k) @ Wk with Wk (k x n) in bfloat16, the products accumulated in float32 and
-// the result widened: the recurrent products of the larger layers under bf16 autocast.
-void gemm_rows_bf16(const float* a, int64_t rows, int64_t k, const Tensor& wk, int64_t n, float* c) {
-  if (rows == 0) return;
-  const auto f32 = at::TensorOptions().dtype(at::kFloat);
-  Tensor a_bf = at::from_blob(const_cast<float*>(a), {rows, k}, f32).to(at::kBFloat16);
-  at::from_blob(c, {rows, n}, f32).copy_(at::mm(a_bf, wk));
 }
 
 // Everything optional about a layer: layer norms, masks, lengths. Null pointers mean "absent".
@@ -356,18 +463,18 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool bf16) {
 // small_gemm inside the time loop, the input projection and the weight gradients included, while each step's
 // rows are in cache: for such skinny products the BLAS reaches a fraction of its speed (measured: 19 GFLOP/s
 // for the 16-input projection of the IMDB model), and the full-sequence buffers it needs are never written.
-// Larger layers project all steps at once and take the weight gradients as one matrix product each, in
-// bfloat16 under bf16 autocast; small layers stay float32 then too: bfloat16 gained them nothing measurable
-// (the W2-W4 rows of benchmarks/README.md), and the in-loop path is faster.
+// Larger layers project all steps at once and take the weight gradients as one matrix product each (the
+// BLAS, which is fast on these); under bf16 autocast those products and the recurrent one run in bfloat16.
+// Small layers stay float32 then too: bfloat16 gained them nothing measurable (the W2-W4 rows of
+// benchmarks/README.md), and the in-loop path is faster.
 struct Path {
-  bool small;   // recurrent product by small_gemm (else the BLAS, or bfloat16 when half)
-  bool half;    // recurrent product in bfloat16
+  bool half;    // recurrent product in bfloat16 by bf16_gemm (else in float32 by small_gemm)
   bool inloop;  // input projection and weight gradients per step, by small_gemm
 };
 
 Path path_for(int64_t G, int64_t H, int64_t I, bool bf16) {
   const bool small = small_weights(G, H);
-  return {small, bf16 && !small, small && small_weights(G, I)};
+  return {bf16 && !small, small && small_weights(G, I)};
 }
 
 // A batch-first (B, T, n) sequence as a time-major (T, B, n) contiguous one, so that each step's rows lie side
@@ -456,14 +563,13 @@ std::vector<Tensor> layer_forward_tm(const Tensor& x, const Tensor& h0, const Te
   Tensor gh_hat = o.ln_hh ? pooled({T, B, G}) : empty;
   Tensor rstd_hh = o.ln_hh ? at::empty({T, B}, f32) : empty;
   Tensor h = h0.clone(), c = c0.clone();  // the carried state, (B, H)
-  const int64_t ldg = path.small ? Gp : G;
+  const int64_t ldg = Gp;
   std::vector<float> gh(B * ldg);          // W_hh h_rec of one step, then the pre-activations
   std::vector<float> h_rec_buf(o.rec_mask ? B * H : 0);
 
-  const float* w = w_hh.data_ptr<float>();
-  const std::vector<float> w_t = path.small ? padded(w_hh.t()) : std::vector<float>();     // (H, Gp)
+  const std::vector<float> w_t = path.half ? std::vector<float>() : padded(w_hh.t());       // (H, Gp)
+  const std::vector<uint32_t> w_t_bf = path.half ? packed_bf16(w_hh.t()) : std::vector<uint32_t>();
   const std::vector<float> w_ih_t = path.inloop ? padded(w_ih.t()) : std::vector<float>();  // (I, Gp)
-  const Tensor w_t_bf = path.half ? w_hh.t().contiguous().to(at::kBFloat16) : empty;
   const Rows x_rows = path.inloop ? rows_of(x_in) : Rows{};
   const float* xp_all = path.inloop ? nullptr : xproj.data_ptr<float>();
   float* gp_all = gates.data_ptr<float>();
@@ -485,6 +591,7 @@ std::vector<Tensor> layer_forward_tm(const Tensor& x, const Tensor& h0, const Te
     const int64_t rows = b1 - b0;
     std::vector<float> arg_buf(H);                              // LN(c_new) for tanh
     std::vector<float> xin_buf(path.inloop ? rows * Gp : 0);  // this step's input pre-activations
+    std::vector<uint32_t> hrec_bf(path.half ? rows * ((H + 1) / 2) : 0);
     for (int64_t k = 0; k < T; ++k) {
       const int64_t t = reverse ? T - 1 - k : k;
       if (o.rec_mask) {
@@ -493,12 +600,11 @@ std::vector<Tensor> layer_forward_tm(const Tensor& x, const Tensor& h0, const Te
           for (int64_t j = 0; j < H; ++j) hrecp[b * H + j] = hp[b * H + j] * o.rec_mask[b * H + j];
         }
       }
-      if (path.small) {  // W_hh h_rec, rows b0..b1
-        small_gemm(rows, H, Gp, {hrecp + b0 * H, H, 1}, w_t.data(), Gp, ghp + b0 * Gp, Gp);
-      } else if (path.half) {
-        gemm_rows_bf16(hrecp + b0 * H, rows, H, w_t_bf, G, ghp + b0 * G);
+      if (path.half) {  // W_hh h_rec, rows b0..b1
+        pairs_bf16(hrecp + b0 * H, H, rows, H, hrec_bf.data());
+        bf16_gemm(rows, (H + 1) / 2, Gp, hrec_bf.data(), w_t_bf.data(), ghp + b0 * Gp, Gp);
       } else {
-        gemm_rows(hrecp + b0 * H, rows, H, w, G, true, ghp + b0 * G);
+        small_gemm(rows, H, Gp, {hrecp + b0 * H, H, 1}, w_t.data(), Gp, ghp + b0 * Gp, Gp);
       }
       if (path.inloop) {  // W_ih x_t, rows b0..b1
         small_gemm(rows, I, Gp, {x_rows.at(b0, t), x_rows.sb, 1}, w_ih_t.data(), Gp, xin_buf.data(), Gp);
@@ -611,7 +717,7 @@ std::vector<Tensor> layer_backward(const Tensor& dy, const Tensor& dh_T, const T
   Tensor dgh_all = inloop ? empty : o.ln_hh ? pooled({T, B, G}) : dxproj;          // d of the raw W_hh h_rec
   Tensor h_rec_all = inloop ? empty : pooled({T, B, H});                           // h_prev (masked), rebuilt
   Tensor dh = dh_T.clone(), dc = dc_T.clone();                                     // carried gradients of the state
-  const int64_t ldh = path.small ? Hp : H;
+  const int64_t ldh = Hp;
   std::vector<float> dh_rec(B * ldh);
   // per-block accumulators (summed at the end) of the layer norms' gradients, and of the weight gradients on
   // the in-loop path, transposed and padded: dW_hh^T (H, Gp), dW_ih^T (I, Gp), d bias (Gp)
@@ -624,10 +730,9 @@ std::vector<Tensor> layer_backward(const Tensor& dy, const Tensor& dh_T, const T
   std::vector<float> dbias_parts(inloop ? blocks * Gp : 0, 0.f);
   Tensor dx_tm = inloop && need_dx ? at::empty({T, B, I}, f32) : empty;
 
-  const float* w = w_hh.data_ptr<float>();
-  const std::vector<float> w_pad = path.small ? padded(w_hh) : std::vector<float>();            // (G, Hp)
+  const std::vector<float> w_pad = path.half ? std::vector<float>() : padded(w_hh);            // (G, Hp)
+  const std::vector<uint32_t> w_bf = path.half ? packed_bf16(w_hh) : std::vector<uint32_t>();
   const std::vector<float> w_ih_pad = inloop && need_dx ? padded(w_ih) : std::vector<float>();  // (G, Ip)
-  const Tensor w_bf = path.half ? w_hh.to(at::kBFloat16) : empty;
   const Rows dy_rows = rows_of(dy_in), x_rows = inloop ? rows_of(x_in) : Rows{};
   const float* gp_all = gates.data_ptr<float>();
   const float* call_p = c_all.data_ptr<float>();
@@ -657,6 +762,7 @@ std::vector<Tensor> layer_backward(const Tensor& dy, const Tensor& dh_T, const T
     const int64_t n_step = inloop ? rows * Gp : 0;
     std::vector<float> d_buf(n_step, 0.f), dgh_buf(o.ln_hh ? n_step : 0, 0.f), dih_buf(g_ih ? n_step : 0, 0.f);
     std::vector<float> hrec_buf(inloop ? rows * H : 0), dx_buf(inloop && need_dx ? rows * Ip : 0);
+    std::vector<uint32_t> dgh_bf(path.half ? rows * ((G + 1) / 2) : 0);
     const float* dgh_step = inloop ? (o.ln_hh ? dgh_buf.data() : d_buf.data()) : nullptr;
     const float* dih_step = g_ih ? dih_buf.data() : d_buf.data();
     for (int64_t k = T - 1; k >= 0; --k) {
@@ -728,12 +834,11 @@ std::vector<Tensor> layer_backward(const Tensor& dy, const Tensor& dh_T, const T
       }
       // d h_prev: back through W_hh and the recurrent-dropout mask, plus the straight-through part
       const float* dgh_rows = inloop ? dgh_step : dgh_all_p + (t * B + b0) * G;
-      if (path.small) {
-        small_gemm(rows, G, Hp, {dgh_rows, inloop ? Gp : G, 1}, w_pad.data(), Hp, dhrec + b0 * Hp, Hp);
-      } else if (path.half) {
-        gemm_rows_bf16(dgh_rows, rows, G, w_bf, H, dhrec + b0 * H);
+      if (path.half) {
+        pairs_bf16(dgh_rows, G, rows, G, dgh_bf.data());
+        bf16_gemm(rows, (G + 1) / 2, Hp, dgh_bf.data(), w_bf.data(), dhrec + b0 * Hp, Hp);
       } else {
-        gemm_rows(dgh_rows, rows, G, w, H, false, dhrec + b0 * H);
+        small_gemm(rows, G, Hp, {dgh_rows, inloop ? Gp : G, 1}, w_pad.data(), Hp, dhrec + b0 * Hp, Hp);
       }
       for (int64_t b = b0; b < b1; ++b) {
         const float* dk = dkeep + (b - b0) * H;
