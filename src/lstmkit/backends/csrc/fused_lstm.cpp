@@ -146,7 +146,7 @@ std::vector<float> padded(const Tensor& m) {
   const int64_t rows = m.size(0), cols = m.size(1), ld = pad16(cols), s0 = m.stride(0), s1 = m.stride(1);
   const float* p = m.data_ptr<float>();
   std::vector<float> out(rows * ld, 0.f);
-  at::parallel_for(0, (rows + 15) / 16, rows * cols < 65536 ? rows : 1, [&](int64_t t0, int64_t t1) {
+  auto copy_tiles = [&](int64_t t0, int64_t t1) {  // tiles of rows [16 t0, 16 t1)
     for (int64_t r0 = t0 * 16; r0 < std::min(rows, t1 * 16); r0 += 16) {
       const int64_t r1 = std::min(rows, r0 + 16);
       for (int64_t c0 = 0; c0 < cols; c0 += 16) {
@@ -155,7 +155,13 @@ std::vector<float> padded(const Tensor& m) {
           for (int64_t c = c0; c < c1; ++c) out[r * ld + c] = p[r * s0 + c * s1];
       }
     }
-  });
+  };
+  const int64_t tiles = (rows + 15) / 16;
+  if (small_weights(rows, cols)) {
+    copy_tiles(0, tiles);
+  } else {
+    at::parallel_for(0, tiles, 1, copy_tiles);
+  }
   return out;
 }
 
