@@ -77,9 +77,9 @@ struct SingleThreadedBlas {
 // element (r, q) at a[r * ars + q * acs]), so one kernel serves both A @ Bm and A^T @ Bm (the weight
 // gradients); Bm and C are row-major with row strides ldb and ldc, and n is a multiple of 16 (callers pad
 // their matrices with zero columns, so there are no leftover columns). R rows times NV vectors of 16 columns
-// are accumulated in registers over all of k; no packing. Measured on one core for the per-step products of
-// the W1 and W5 models (15-20 rows, 300-650 units): about 100-115 GFLOP/s, against 56-81 for the BLAS, whose
-// per-call set-up and packing do not pay off on so few rows. kSmallGemm bounds the weights for which every
+// are accumulated in registers over all of k; no packing. Timed alone on one core for the per-step products of
+// the W1 and W5 models (300-650 units; 20-30 rows): about 100-115 GFLOP/s, against 48-81 for the BLAS on
+// 10-30 rows, whose per-call set-up and packing do not pay off on so few rows. kSmallGemm bounds the weights for which every
 // other product of a layer (the input projection, the weight gradients) runs with it too (Path).
 constexpr int64_t kSmallGemm = 65536;
 inline bool small_weights(int64_t G, int64_t K) { return G * K <= kSmallGemm; }
@@ -221,8 +221,8 @@ inline v16 dot2(v16 acc, w16 a, w16 b) {
 }
 
 // C (rows x n) = A @ Bm in bfloat16 with float32 sums: A (rows x k2 words, from pairs_bf16), Bm
-// (k2 x ldb words, from packed_bf16), n a multiple of 16. Blocked as small_gemm is (measured on one core
-// with the W1 and W5 recurrent products: about 205-225 GFLOP/s, against 107-136 for at::mm in bfloat16).
+// (k2 x ldb words, from packed_bf16), n a multiple of 16. Blocked as small_gemm is (timed alone on one core
+// on the W1 and W5 recurrent products: about 205-225 GFLOP/s, against 97-150 for at::mm in bfloat16).
 template <int R, int NV>
 inline void bf16_block(const uint32_t* a, int64_t k2, const uint32_t* bm, int64_t ldb, float* c, int64_t ldc) {
   v16 acc[R][NV];
