@@ -59,8 +59,8 @@ extern "C" void sgemm_(const char* transa, const char* transb, const int* m, con
                        const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
                        const float* beta, float* c, const int* ldc) __attribute__((weak));
 
-// MKL's per-thread thread count (when torch was built with MKL): the per-step products are small, and
-// splitting them across threads costs more than it gains, so each block of rows runs them on one thread.
+// MKL's per-thread thread count (when torch was built with MKL): the one-step stack's products on a few rows
+// are small, and splitting them across threads costs more than it gains, so they run on one thread.
 extern "C" int MKL_Set_Num_Threads_Local(int nt) __attribute__((weak));
 
 struct SingleThreadedBlas {
@@ -436,13 +436,11 @@ template <typename F>
 void for_row_blocks(int64_t rows, int64_t work, const F& f) {
   const int64_t threads = at::get_num_threads();
   if (threads <= 1 || rows < 2 || work < 20000) {
-    SingleThreadedBlas blas;
     f(0, rows, 0);
     return;
   }
   const int64_t blocks = std::min<int64_t>(threads, rows);
   at::parallel_for(0, blocks, 1, [&](int64_t k0, int64_t k1) {
-    SingleThreadedBlas blas;
     for (int64_t k = k0; k < k1; ++k) f(k * rows / blocks, (k + 1) * rows / blocks, k);
   });
 }
