@@ -2,12 +2,12 @@
 // one call each, and a one-step stack for stepwise inference.
 //
 // The equations are core/step.py's lstm_step. Per layer: per step, the recurrent product h_rec @ W_hh^T (by
-// the register-blocked kernels below, in float32 or bfloat16), then one pass over memory for the gate maths (sigmoid and tanh from one exp each, vectorised by the
-// compiler), the cell update, the optional layer norms and zoneout, and the padding mask. The input
-// projection and the weight gradients are one matrix product each over all steps for larger layers, and
-// run step by step inside the time loop for small ones (Path says which and why). Sequences are handed
-// over batch first and worked on time-major. Shapes: T steps, B batch, I inputs, H units, G = 4H (gates
-// i, f, g, o).
+// the register-blocked kernels below, in float32 or bfloat16), then one pass over memory for the gate maths
+// (sigmoid and tanh from one exp each, vectorised by the compiler), the cell update, the optional layer norms
+// and zoneout, and the padding mask. The input projection and the weight gradients are one matrix product
+// each over all steps for larger layers, and run step by step inside the time loop for small ones (Path says
+// which and why). Sequences are handed over batch first and worked on time-major. Shapes: T steps, B batch, I
+// inputs, H units, G = 4H (gates i, f, g, o).
 
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
@@ -73,14 +73,15 @@ struct SingleThreadedBlas {
   }
 };
 
-// A register-blocked product for the per-step products: C (rows x n) = A (rows x k) @ Bm (k x n), or C += ... when accumulating. A is read through strides (its
-// element (r, q) at a[r * ars + q * acs]), so one kernel serves both A @ Bm and A^T @ Bm (the weight
-// gradients); Bm and C are row-major with row strides ldb and ldc, and n is a multiple of 16 (callers pad
-// their matrices with zero columns, so there are no leftover columns). R rows times NV vectors of 16 columns
-// are accumulated in registers over all of k; no packing. Timed alone on one core for the per-step products of
-// the W1 and W5 models (300-650 units; 20-30 rows): about 100-115 GFLOP/s, against 48-81 for the BLAS on
-// 10-30 rows, whose per-call set-up and packing do not pay off on so few rows. kSmallGemm bounds the weights for which every
-// other product of a layer (the input projection, the weight gradients) runs with it too (Path).
+// A register-blocked product for the per-step products: C (rows x n) = A (rows x k) @ Bm (k x n), or C += ...
+// when accumulating. A is read through strides (its element (r, q) at a[r * ars + q * acs]), so one kernel
+// serves both A @ Bm and A^T @ Bm (the weight gradients); Bm and C are row-major with row strides ldb and
+// ldc, and n is a multiple of 16 (callers pad their matrices with zero columns, so there are no leftover
+// columns). R rows times NV vectors of 16 columns are accumulated in registers over all of k; no packing.
+// Timed alone on one core for the per-step products of the W1 and W5 models (300-650 units; 20-30 rows):
+// about 100-115 GFLOP/s, against 48-81 for the BLAS on 10-30 rows, whose per-call set-up and packing do not
+// pay off on so few rows. kSmallGemm bounds the weights for which every other product of a layer (the input
+// projection, the weight gradients) runs with it too (Path).
 constexpr int64_t kSmallGemm = 65536;
 inline bool small_weights(int64_t G, int64_t K) { return G * K <= kSmallGemm; }
 inline int64_t pad16(int64_t n) { return (n + 15) / 16 * 16; }
