@@ -168,11 +168,13 @@ std::vector<float> padded(const Tensor& m) {
 
 // bfloat16 products: two bfloat16 numbers packed in one 32-bit word, the lower half first, and a product
 // accumulated in float32 over pairs of terms (what AVX512-BF16's dot-product instruction computes).
-// v rounded to the nearest bfloat16, ties to even, as its 16 bits (the weights and states are finite).
+// v rounded to the nearest bfloat16, ties to even, as its 16 bits; a NaN stays a NaN (rounding its bits
+// could carry into the sign), so that a diverging run still shows it.
 inline uint32_t bf16_bits(float v) {
   uint32_t u;
   std::memcpy(&u, &v, sizeof(u));
-  return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  return (u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : rounded;
 }
 
 // m (k x n, float32, any strides) as the operand bf16_gemm wants: (ceil(k / 2) x pad16(n)) words, word
