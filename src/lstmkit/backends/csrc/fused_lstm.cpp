@@ -25,6 +25,7 @@
 #include <mutex>
 #include <new>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -110,45 +111,47 @@ inline void small_block(Strided A, int64_t k, const float* bm, int64_t ldb, floa
     for (int v = 0; v < NV; ++v) *reinterpret_cast<v16u*>(c + r * ldc + 16 * v) = acc[r][v];
 }
 
-template <int R, bool ACC>
-inline void small_rows(Strided A, int64_t k, const float* bm, int64_t ldb, int64_t n, float* c, int64_t ldc) {
-  int64_t j = 0;
-  for (; j + 64 <= n; j += 64) small_block<R, 4, ACC>(A, k, bm + j, ldb, c + j, ldc);
-  switch ((n - j) / 16) {
-    case 3: small_block<R, 3, ACC>(A, k, bm + j, ldb, c + j, ldc); break;
-    case 2: small_block<R, 2, ACC>(A, k, bm + j, ldb, c + j, ldc); break;
-    case 1: small_block<R, 1, ACC>(A, k, bm + j, ldb, c + j, ldc); break;
-    default: break;
-  }
-}
+template <int N>
+using Int = std::integral_constant<int, N>;
 
-// Rows in blocks of at most 6 (24 accumulators and 4 loaded vectors fill the 32 registers; measured about
-// 1.8x faster than blocks of 4 on the recurrent products), as even as the count allows: 15 rows as 5 + 5 + 5
-// rather than 6 + 6 + 3, since Bm is read once per block whatever its size and a short block is slow.
+// Calls f(r, j, Int<R>{}, Int<NV>{}) for every register block of a (rows x n) product: rows r..r+R-1 and
+// columns j..j+16 NV-1, n a multiple of 16. Rows in blocks of at most 6 (24 accumulators and 4 loaded vectors
+// fill the 32 registers; measured about 1.8x faster than blocks of 4 on the recurrent products), as even as
+// the count allows: 15 rows as 5 + 5 + 5 rather than 6 + 6 + 3, since Bm is read once per block whatever its
+// size and a short block is slow. Columns in blocks of 4 vectors, the last one shorter.
 template <typename F>
-void for_row_groups(int64_t rows, const F& f) {
+void for_register_blocks(int64_t rows, int64_t n, const F& f) {
+  auto columns = [&](int64_t r, auto R) {
+    int64_t j = 0;
+    for (; j + 64 <= n; j += 64) f(r, j, R, Int<4>{});
+    switch ((n - j) / 16) {
+      case 3: f(r, j, R, Int<3>{}); break;
+      case 2: f(r, j, R, Int<2>{}); break;
+      case 1: f(r, j, R, Int<1>{}); break;
+      default: break;
+    }
+  };
   const int64_t groups = (rows + 5) / 6;
   for (int64_t g = 0, r = 0; g < groups; ++g) {
     const int64_t r1 = rows * (g + 1) / groups;
-    f(r, r1 - r);
+    switch (r1 - r) {
+      case 6: columns(r, Int<6>{}); break;
+      case 5: columns(r, Int<5>{}); break;
+      case 4: columns(r, Int<4>{}); break;
+      case 3: columns(r, Int<3>{}); break;
+      case 2: columns(r, Int<2>{}); break;
+      case 1: columns(r, Int<1>{}); break;
+      default: break;
+    }
     r = r1;
   }
 }
 
 template <bool ACC = false>
 void small_gemm(int64_t rows, int64_t k, int64_t n, Strided A, const float* bm, int64_t ldb, float* c, int64_t ldc) {
-  for_row_groups(rows, [&](int64_t r, int64_t R) {
-    const Strided ar{A.a + r * A.ars, A.ars, A.acs};
-    float* cr = c + r * ldc;
-    switch (R) {
-      case 6: small_rows<6, ACC>(ar, k, bm, ldb, n, cr, ldc); break;
-      case 5: small_rows<5, ACC>(ar, k, bm, ldb, n, cr, ldc); break;
-      case 4: small_rows<4, ACC>(ar, k, bm, ldb, n, cr, ldc); break;
-      case 3: small_rows<3, ACC>(ar, k, bm, ldb, n, cr, ldc); break;
-      case 2: small_rows<2, ACC>(ar, k, bm, ldb, n, cr, ldc); break;
-      case 1: small_rows<1, ACC>(ar, k, bm, ldb, n, cr, ldc); break;
-      default: break;
-    }
+  for_register_blocks(rows, n, [&](int64_t r, int64_t j, auto R, auto NV) {
+    small_block<decltype(R)::value, decltype(NV)::value, ACC>({A.a + r * A.ars, A.ars, A.acs}, k, bm + j, ldb,
+                                                              c + r * ldc + j, ldc);
   });
 }
 
@@ -257,31 +260,9 @@ inline void bf16_block(const uint32_t* a, int64_t k2, const uint32_t* bm, int64_
     for (int v = 0; v < NV; ++v) *reinterpret_cast<v16u*>(c + r * ldc + 16 * v) = acc[r][v];
 }
 
-template <int R>
-inline void bf16_rows(const uint32_t* a, int64_t k2, const uint32_t* bm, int64_t n, float* c, int64_t ldc) {
-  int64_t j = 0;
-  for (; j + 64 <= n; j += 64) bf16_block<R, 4>(a, k2, bm + j, n, c + j, ldc);
-  switch ((n - j) / 16) {
-    case 3: bf16_block<R, 3>(a, k2, bm + j, n, c + j, ldc); break;
-    case 2: bf16_block<R, 2>(a, k2, bm + j, n, c + j, ldc); break;
-    case 1: bf16_block<R, 1>(a, k2, bm + j, n, c + j, ldc); break;
-    default: break;
-  }
-}
-
 void bf16_gemm(int64_t rows, int64_t k2, int64_t n, const uint32_t* a, const uint32_t* bm, float* c, int64_t ldc) {
-  for_row_groups(rows, [&](int64_t r, int64_t R) {
-    const uint32_t* ar = a + r * k2;
-    float* cr = c + r * ldc;
-    switch (R) {
-      case 6: bf16_rows<6>(ar, k2, bm, n, cr, ldc); break;
-      case 5: bf16_rows<5>(ar, k2, bm, n, cr, ldc); break;
-      case 4: bf16_rows<4>(ar, k2, bm, n, cr, ldc); break;
-      case 3: bf16_rows<3>(ar, k2, bm, n, cr, ldc); break;
-      case 2: bf16_rows<2>(ar, k2, bm, n, cr, ldc); break;
-      case 1: bf16_rows<1>(ar, k2, bm, n, cr, ldc); break;
-      default: break;
-    }
+  for_register_blocks(rows, n, [&](int64_t r, int64_t j, auto R, auto NV) {
+    bf16_block<decltype(R)::value, decltype(NV)::value>(a + r * k2, k2, bm + j, n, c + r * ldc + j, ldc);
   });
 }
 
