@@ -1,9 +1,10 @@
 """Builds the fused backend's C++ extension on first use and caches it.
 
 The sources ship with the package (csrc/: fused_lstm.cpp, the LSTM kernels and the module's bindings;
-optim.cpp, the optimiser step) and are compiled with torch.utils.cpp_extension the first time the fused
-backend is asked for, for this machine's CPU (-march=native), into a cache folder named after a hash of the
-sources, the compiler flags and the torch version: later processes load it in milliseconds.
+optim.cpp, the optimiser step; random.cpp, the masks' random draws) and are compiled with
+torch.utils.cpp_extension the first time the fused backend is asked for, for this machine's CPU
+(-march=native), into a cache folder named after a hash of the sources, the compiler flags and the torch
+version: later processes load it in milliseconds.
 ``LSTMKIT_EXTENSIONS_DIR`` moves the cache (default: ~/.cache/lstmkit/extensions), and
 ``LSTMKIT_NO_EXTENSION=1`` disables the build (the fused backend then reports itself unavailable).
 Building needs a C++ compiler and ninja; when either is missing, or the build fails, ``load()`` returns
@@ -96,8 +97,13 @@ def load() -> ModuleType | None:
                     reason = f"the fused extension failed to build: {first_line}"
             if reason is not None:
                 _state["reason"] = reason
-        module = _state.get("module")
-        return module if isinstance(module, ModuleType) else None
+        return loaded()
+
+
+def loaded() -> ModuleType | None:
+    """The extension if an earlier load() built or found it; never starts a build."""
+    module = _state.get("module")
+    return module if isinstance(module, ModuleType) else None
 
 
 def unavailable_reason() -> str | None:

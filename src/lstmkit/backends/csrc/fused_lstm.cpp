@@ -12,6 +12,7 @@
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include "optim.h"
+#include "random.h"
 #include <omp.h>
 #if defined(__AVX512BF16__)
 #include <immintrin.h>
@@ -1330,5 +1331,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("stack_forward", &stack_forward, "a unidirectional stack without per-step masks, one autograd node");
   m.def("stack_step", &stack_step, "one step of a unidirectional stack, without autograd");
   m.def("sample_chain", &sample_chain, "generation with the state carried, n tokens in one call");
+  m.def("bernoulli_mask", &bernoulli_mask, "the regularisers' random masks, counter-based (random.cpp)");
   m.def("adam_step", &adam_step, "Adam or AdamW on CPU float32 parameters in one call, or False (optim.cpp)");
 }
