@@ -405,6 +405,7 @@ void tiled_gemm(int64_t rows, int64_t k, int64_t n, Strided A, const float* bm, 
 Tensor mm_f32(const Tensor& a, const Tensor& b) {
   const int64_t M = a.size(0), K = a.size(1), N = b.size(1), n0 = N / 16 * 16;
   Tensor out = pooled({M, N});
+  if (K == 0) return out.zero_();  // an empty sum (tiled_gemm writes nothing then)
   float* c = out.data_ptr<float>();
   const Strided A{a.data_ptr<float>(), a.stride(0), a.stride(1)};
   std::vector<float> copy;
