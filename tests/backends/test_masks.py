@@ -53,4 +53,4 @@ def test_the_seed_fixes_the_masks_and_successive_masks_differ():
 
 def test_a_mask_beyond_the_counter_range_is_refused():
     with pytest.raises(ValueError, match="more than the 2\\^32"):
-        masks.bernoulli((2**16, 2**16), 0.5, torch.zeros(1))
+        masks.bernoulli((2**16 + 1, 2**16), 0.5, torch.zeros(1))

@@ -54,7 +54,7 @@ def bernoulli(shape: tuple[int, ...], p: float, like: Tensor, scale: float = 1.0
     n = 1
     for size in shape:
         n *= size
-    if n >= 2**32:
+    if n > 2**32:
         raise ValueError(f"a mask of {n} elements is more than the 2^32 its random draws can index")
     key0, key1 = (int(k) for k in torch.randint(0, 2**32, (2,), dtype=torch.int64))
     threshold = min(2**32, round(p * 2**32))
