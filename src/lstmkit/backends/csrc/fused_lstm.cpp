@@ -156,16 +156,13 @@ void small_gemm(int64_t rows, int64_t k, int64_t n, Strided A, const float* bm, 
   });
 }
 
-// m (rows x cols, float32, any strides) copied into zeros of (rows x pad16(cols)): the operand small_gemm
-// wants. Plain buffers rather than tensors here and below: on the small layers a few microseconds of
-// dispatch per temporary add up to a good share of a call. Transposed views are copied in tiles of 16 x 16,
-// so that both sides are read and written a cache line at a time (a plain loop over a large transposed
-// matrix took milliseconds).
-std::vector<float> padded(const Tensor& m) {
-  const int64_t rows = m.size(0), cols = m.size(1), ld = pad16(cols), s0 = m.stride(0), s1 = m.stride(1);
+// m (rows x cols, float32, any strides) copied into out (row stride ld), in tiles of 16 x 16, so that a
+// transposed view is read and written a cache line at a time (a plain loop over a large transposed matrix
+// took milliseconds).
+void copy_tiles(const Tensor& m, float* out, int64_t ld) {
+  const int64_t rows = m.size(0), cols = m.size(1), s0 = m.stride(0), s1 = m.stride(1);
   const float* p = m.data_ptr<float>();
-  std::vector<float> out(rows * ld, 0.f);
-  auto copy_tiles = [&](int64_t t0, int64_t t1) {  // tiles of rows [16 t0, 16 t1)
+  auto tiles = [&](int64_t t0, int64_t t1) {  // tiles of rows [16 t0, 16 t1)
     for (int64_t r0 = t0 * 16; r0 < std::min(rows, t1 * 16); r0 += 16) {
       const int64_t r1 = std::min(rows, r0 + 16);
       for (int64_t c0 = 0; c0 < cols; c0 += 16) {
@@ -175,12 +172,21 @@ std::vector<float> padded(const Tensor& m) {
       }
     }
   };
-  const int64_t tiles = (rows + 15) / 16;
+  const int64_t n = (rows + 15) / 16;
   if (small_weights(rows, cols)) {
-    copy_tiles(0, tiles);
+    tiles(0, n);
   } else {
-    at::parallel_for(0, tiles, 1, copy_tiles);
+    at::parallel_for(0, n, 1, tiles);
   }
+}
+
+// m copied into zeros of (rows x pad16(cols)): the operand small_gemm wants. Plain buffers rather than
+// tensors here and below: on the small layers a few microseconds of dispatch per temporary add up to a good
+// share of a call.
+std::vector<float> padded(const Tensor& m) {
+  const int64_t ld = pad16(m.size(1));
+  std::vector<float> out(m.size(0) * ld, 0.f);
+  copy_tiles(m, out.data(), ld);
   return out;
 }
 
@@ -427,23 +433,12 @@ Tensor mm_f32(const Tensor& a, const Tensor& b) {
 }
 
 // The gradient of a weight, d^T @ x for d (N x G) and x (N x K) over all steps: taken as (x^T @ d)^T, so that
-// the long sequence is the inner dimension and d, the larger operand, is read in place; a new (G x K) tensor.
+// the long sequence is the inner dimension and d, the larger operand, is read in place; a new (G x K) tensor
+// (the transpose copied by copy_tiles).
 Tensor weight_grad(const Tensor& d, const Tensor& x) {
   const Tensor t = mm_f32(x.t(), d);  // (K x G)
-  const int64_t K = t.size(0), G = t.size(1);
-  Tensor out = at::empty({G, K}, at::TensorOptions().dtype(at::kFloat));
-  const float* src = t.data_ptr<float>();
-  float* dst = out.data_ptr<float>();
-  at::parallel_for(0, (G + 15) / 16, 1, [&](int64_t t0, int64_t t1) {  // tiles of 16 x 16, as padded
-    for (int64_t g0 = t0 * 16; g0 < std::min(G, t1 * 16); g0 += 16) {
-      const int64_t g1 = std::min(G, g0 + 16);
-      for (int64_t k0 = 0; k0 < K; k0 += 16) {
-        const int64_t k1 = std::min(K, k0 + 16);
-        for (int64_t g = g0; g < g1; ++g)
-          for (int64_t q = k0; q < k1; ++q) dst[g * K + q] = src[q * G + g];
-      }
-    }
-  });
+  Tensor out = at::empty({t.size(1), t.size(0)}, at::TensorOptions().dtype(at::kFloat));
+  copy_tiles(t.t(), out.data_ptr<float>(), t.size(0));
   return out;
 }
 
