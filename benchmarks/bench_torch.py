@@ -5,7 +5,9 @@ bench_keras.py) once per contender and workload, in separate processes, alternat
 
 Contenders:
     pytorch            torch.nn.LSTM + torch.optim (Adam / RMSprop with its defaults), float32
-    lstmkit-<backend>  lstmkit.LSTM(backend=<backend>) + the optimiser lstmkit's trainer builds, float32
+    lstmkit-<backend>  lstmkit.LSTM(backend=<backend>), the head lstmkit.Linear (torch's nn.Linear, its float32
+                       CPU products on lstmkit's kernel where large: as its language models' decoder) and the
+                       optimiser lstmkit's trainer builds, float32
     lstmkit-<backend>-bf16   the same under CPU autocast to bfloat16 (lstmkit's --precision bf16)
 
 Run:
@@ -34,7 +36,7 @@ from lstmkit.train.optim import build_optimizer
 class Model(nn.Module):
     """[Embedding] -> LSTM stack -> Linear head, at every step or on the last step."""
 
-    def __init__(self, w: wl.Workload, lstm: nn.Module) -> None:
+    def __init__(self, w: wl.Workload, lstm: nn.Module, head: type[nn.Linear]) -> None:
         super().__init__()
         self.w = w
         self.embedding = nn.Embedding(w.vocab, w.input_size) if w.vocab else None
@@ -42,7 +44,7 @@ class Model(nn.Module):
             nn.init.eye_(self.embedding.weight)
             self.embedding.weight.requires_grad_(False)
         self.lstm = lstm
-        self.head = nn.Linear(w.hidden, w.outputs)
+        self.head = head(w.hidden, w.outputs)
 
     def forward(self, x: torch.Tensor, state=None):
         if self.embedding is not None:
@@ -57,10 +59,10 @@ def build(w: wl.Workload, contender: str) -> nn.Module:
     torch.manual_seed(wl.SEED)
     if contender == "pytorch":
         lstm = nn.LSTM(w.input_size, w.hidden, num_layers=w.layers, dropout=w.dropout, batch_first=True)
-    else:
-        backend = contender.split("-")[1]
-        lstm = lstmkit.LSTM(w.input_size, w.hidden, num_layers=w.layers, dropout=w.dropout, backend=backend)
-    return Model(w, lstm)
+        return Model(w, lstm, nn.Linear)
+    backend = contender.split("-")[1]
+    lstm = lstmkit.LSTM(w.input_size, w.hidden, num_layers=w.layers, dropout=w.dropout, backend=backend)
+    return Model(w, lstm, lstmkit.Linear)
 
 
 def batches(w: wl.Workload, batch: int | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:

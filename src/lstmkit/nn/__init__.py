@@ -4,6 +4,7 @@ from . import sampling
 from .cell import GRUCell, LSTMCell, RNNCell
 from .keras import keras_lstm_weights, load_keras_lstm
 from .layer import GRU, LSTM, RNN, LSTMTrace
+from .linear import Linear
 from .state import LSTMState, State, detach
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "LSTMCell",
     "LSTMState",
     "LSTMTrace",
+    "Linear",
     "RNNCell",
     "State",
     "detach",

@@ -120,6 +120,7 @@ using Int = std::integral_constant<int, N>;
 // fill the 32 registers; measured about 1.8x faster than blocks of 4 on the recurrent products), as even as
 // the count allows: 15 rows as 5 + 5 + 5 rather than 6 + 6 + 3, since Bm is read once per block whatever its
 // size and a short block is slow. Columns in blocks of 4 vectors, the last one shorter.
+constexpr int64_t kColumnsOuter = 8;
 template <typename F>
 void for_register_blocks(int64_t rows, int64_t n, const F& f) {
   auto columns = [&](int64_t r, auto R) {
@@ -133,18 +134,32 @@ void for_register_blocks(int64_t rows, int64_t n, const F& f) {
     }
   };
   const int64_t groups = (rows + 5) / 6;
-  for (int64_t g = 0, r = 0; g < groups; ++g) {
-    const int64_t r1 = rows * (g + 1) / groups;
-    switch (r1 - r) {
-      case 6: columns(r, Int<6>{}); break;
-      case 5: columns(r, Int<5>{}); break;
-      case 4: columns(r, Int<4>{}); break;
-      case 3: columns(r, Int<3>{}); break;
-      case 2: columns(r, Int<2>{}); break;
-      case 1: columns(r, Int<1>{}); break;
-      default: break;
+  auto row_groups = [&](const auto& g) {
+    for (int64_t q = 0, r = 0; q < groups; ++q) {
+      const int64_t r1 = rows * (q + 1) / groups;
+      switch (r1 - r) {
+        case 6: g(r, Int<6>{}); break;
+        case 5: g(r, Int<5>{}); break;
+        case 4: g(r, Int<4>{}); break;
+        case 3: g(r, Int<3>{}); break;
+        case 2: g(r, Int<2>{}); break;
+        case 1: g(r, Int<1>{}); break;
+        default: break;
+      }
+      r = r1;
     }
-    r = r1;
+  };
+  if (groups > kColumnsOuter) {
+    row_groups(columns);
+    return;
+  }
+  int64_t j = 0;
+  for (; j + 64 <= n; j += 64) row_groups([&](int64_t r, auto R) { f(r, j, R, Int<4>{}); });
+  switch ((n - j) / 16) {
+    case 3: row_groups([&](int64_t r, auto R) { f(r, j, R, Int<3>{}); }); break;
+    case 2: row_groups([&](int64_t r, auto R) { f(r, j, R, Int<2>{}); }); break;
+    case 1: row_groups([&](int64_t r, auto R) { f(r, j, R, Int<1>{}); }); break;
+    default: break;
   }
 }
 
@@ -1320,6 +1335,22 @@ std::vector<Tensor> sample_chain(const Tensor& logits0, const Tensor& h0, const 
   return {ids, h_final, c, logits_final};
 }
 
+// lstmkit.nn.Linear's products on float32 CPU matrices, by the kernels above: a @ b (any strides), and the
+// gradient of a weight, d^T @ x.
+Tensor dense_matmul(const Tensor& a, const Tensor& b) {
+  TORCH_CHECK(a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(0), "dense_matmul: (M x K) @ (K x N)");
+  TORCH_CHECK(a.scalar_type() == at::kFloat && b.scalar_type() == at::kFloat && a.is_cpu() && b.is_cpu(),
+              "dense_matmul: float32 CPU tensors");
+  return mm_f32(a, b);
+}
+
+Tensor dense_weight_grad(const Tensor& d, const Tensor& x) {
+  TORCH_CHECK(d.dim() == 2 && x.dim() == 2 && d.size(0) == x.size(0), "dense_weight_grad: (N x G), (N x K)");
+  TORCH_CHECK(d.scalar_type() == at::kFloat && x.scalar_type() == at::kFloat && d.is_cpu() && x.is_cpu(),
+              "dense_weight_grad: float32 CPU tensors");
+  return weight_grad(d, x);
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "lstmkit's fused LSTM recurrence for the CPU";
   m.def("layer_forward", &layer_forward, "one LSTM layer and direction over a whole sequence");
@@ -1327,6 +1358,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("stack_forward", &stack_forward, "a unidirectional stack without per-step masks, one autograd node");
   m.def("stack_step", &stack_step, "one step of a unidirectional stack, without autograd");
   m.def("sample_chain", &sample_chain, "generation with the state carried, n tokens in one call");
+  m.def("dense_matmul", &dense_matmul, "a @ b in float32 by the tiled kernel (lstmkit.nn.Linear)");
+  m.def("dense_weight_grad", &dense_weight_grad, "d^T @ x in float32 by the tiled kernel (lstmkit.nn.Linear)");
   m.def("bernoulli_mask", &bernoulli_mask, "the regularisers' random masks, counter-based (random.cpp)");
   m.def("adam_step", &adam_step, "Adam or AdamW on CPU float32 parameters in one call, or False (optim.cpp)");
 }
