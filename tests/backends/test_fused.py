@@ -71,6 +71,7 @@ WIDE = [
     dict(batch=5, steps=3, input_size=1100, hidden=16, layers=1),  # 64 x 1100 input weights: projected at once
     dict(batch=5, steps=3, input_size=4, hidden=130, layers=1),    # 520 x 130 weights: past the small product
     dict(batch=9, steps=60, input_size=20, hidden=130, layers=1),  # 540 rows: split by rows, 256-row tiles
+    dict(batch=110, steps=2, input_size=3, hidden=130, layers=1),  # 55+ rows a step: 256-column tiles
 ]
 
 

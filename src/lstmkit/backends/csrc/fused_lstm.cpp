@@ -119,14 +119,19 @@ using Int = std::integral_constant<int, N>;
 // columns j..j+16 NV-1, n a multiple of 16. Rows in blocks of at most 6 (24 accumulators and 4 loaded vectors
 // fill the 32 registers; measured about 1.8x faster than blocks of 4 on the recurrent products), as even as
 // the count allows: 15 rows as 5 + 5 + 5 rather than 6 + 6 + 3, since Bm is read once per block whatever its
-// size and a short block is slow. Columns in blocks of 4 vectors, the last one shorter.
-constexpr int64_t kColumnsOuter = 8;
+// size and a short block is slow. Columns in blocks of 4 vectors, the last one shorter. With at most
+// kColumnsOuter row blocks (the per-step products: a thread's 10-30 rows) the columns are the outer loop, so
+// that each column block of Bm, fetched from L3 for the first row block, is in L2 for the others (W1's
+// W_hh, 1.4 MB, does not fit a core's L2): 3% off a W1 training step. The larger all-step products keep rows
+// outside, since there Bm's 256 x 256 tile is in L2 already and a block of rows stays in L1.
+constexpr int64_t kColumnsOuter = 8, kTileCols = 256;
 template <typename F>
 void for_register_blocks(int64_t rows, int64_t n, const F& f) {
+  int64_t j0 = 0, j1 = n;  // the columns that columns() covers
   auto columns = [&](int64_t r, auto R) {
-    int64_t j = 0;
-    for (; j + 64 <= n; j += 64) f(r, j, R, Int<4>{});
-    switch ((n - j) / 16) {
+    int64_t j = j0;
+    for (; j + 64 <= j1; j += 64) f(r, j, R, Int<4>{});
+    switch ((j1 - j) / 16) {
       case 3: f(r, j, R, Int<3>{}); break;
       case 2: f(r, j, R, Int<2>{}); break;
       case 1: f(r, j, R, Int<1>{}); break;
@@ -149,8 +154,11 @@ void for_register_blocks(int64_t rows, int64_t n, const F& f) {
       r = r1;
     }
   };
-  if (groups > kColumnsOuter) {
-    row_groups(columns);
+  if (groups > kColumnsOuter) {  // in column tiles of kTileCols, each in L2 while all the rows pass over it
+    for (j0 = 0; j0 < n; j0 = j1) {
+      j1 = std::min(n, j0 + kTileCols);
+      row_groups(columns);
+    }
     return;
   }
   int64_t j = 0;
