@@ -129,19 +129,19 @@ using Int = std::integral_constant<int, N>;
 constexpr int64_t kColumnsOuter = 8, kTileCols = 256;
 template <typename F>
 void for_register_blocks(int64_t rows, int64_t n, const F& f) {
-  int64_t j0 = 0, j1 = n;  // the columns that columns() covers
-  auto columns = [&](int64_t r, auto R) {
+  // g(j, Int<NV>) for each block of columns j0..j1 - 1; g(r, Int<R>) for each block of rows
+  auto column_blocks = [](int64_t j0, int64_t j1, const auto& g) {
     int64_t j = j0;
-    for (; j + 64 <= j1; j += 64) f(r, j, R, Int<4>{});
+    for (; j + 64 <= j1; j += 64) g(j, Int<4>{});
     switch ((j1 - j) / 16) {
-      case 3: f(r, j, R, Int<3>{}); break;
-      case 2: f(r, j, R, Int<2>{}); break;
-      case 1: f(r, j, R, Int<1>{}); break;
+      case 3: g(j, Int<3>{}); break;
+      case 2: g(j, Int<2>{}); break;
+      case 1: g(j, Int<1>{}); break;
       default: break;
     }
   };
   const int64_t groups = (rows + 5) / 6;
-  auto row_groups = [&](const auto& g) {
+  auto row_blocks = [&](const auto& g) {
     for (int64_t q = 0, r = 0; q < groups; ++q) {
       const int64_t r1 = rows * (q + 1) / groups;
       switch (r1 - r) {
@@ -156,20 +156,14 @@ void for_register_blocks(int64_t rows, int64_t n, const F& f) {
       r = r1;
     }
   };
-  if (groups > kColumnsOuter) {  // in column tiles of kTileCols, each in L2 while all the rows pass over it
-    for (j0 = 0; j0 < n; j0 = j1) {
-      j1 = std::min(n, j0 + kTileCols);
-      row_groups(columns);
-    }
+  if (groups <= kColumnsOuter) {  // columns outside
+    column_blocks(0, n, [&](int64_t j, auto NV) { row_blocks([&](int64_t r, auto R) { f(r, j, R, NV); }); });
     return;
   }
-  int64_t j = 0;
-  for (; j + 64 <= n; j += 64) row_groups([&](int64_t r, auto R) { f(r, j, R, Int<4>{}); });
-  switch ((n - j) / 16) {
-    case 3: row_groups([&](int64_t r, auto R) { f(r, j, R, Int<3>{}); }); break;
-    case 2: row_groups([&](int64_t r, auto R) { f(r, j, R, Int<2>{}); }); break;
-    case 1: row_groups([&](int64_t r, auto R) { f(r, j, R, Int<1>{}); }); break;
-    default: break;
+  for (int64_t j0 = 0; j0 < n; j0 += kTileCols) {  // rows outside, within each tile of columns
+    row_blocks([&](int64_t r, auto R) {
+      column_blocks(j0, std::min(n, j0 + kTileCols), [&](int64_t j, auto NV) { f(r, j, R, NV); });
+    });
   }
 }
 
