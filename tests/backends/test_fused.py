@@ -206,6 +206,39 @@ def test_fused_training_masks_really_differ_from_evaluation():
     assert not torch.allclose(y_train, y_eval)
 
 
+# Without gradients the forward keeps nothing for a backward, and with enough rows a thread (16) it projects
+# the input step by step whatever the layer's size: both the one-node stack and the per-layer path.
+INFERENCE = [
+    dict(batch=40, hidden=130, layers=2, bidirectional=False, layer_norm=False, zoneout=0.0, lengths=False),
+    dict(batch=40, hidden=130, layers=1, bidirectional=False, layer_norm=True, zoneout=0.0, lengths=False),
+    dict(batch=40, hidden=70, layers=2, bidirectional=True, layer_norm=False, zoneout=0.2, lengths=True),
+    dict(batch=3, hidden=130, layers=2, bidirectional=False, layer_norm=False, zoneout=0.0, lengths=False),
+]
+
+
+@needs_extension
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shape", INFERENCE, ids=lambda s: f"B{s['batch']}-H{s['hidden']}-L{s['layers']}")
+def test_fused_inference_matches_reference(shape, threads):
+    torch.manual_seed(3)
+    module = module_for(
+        dict(shape, input_size=45, dropout=0.3, recurrent_dropout=0.25, training=False, seed=11)
+    ).eval()
+    x = torch.randn(shape["batch"], 7, 45)
+    lengths = torch.randint(1, 8, (shape["batch"],)) if shape["lengths"] else None
+    tol = TOL_LAYER_NORM if shape["layer_norm"] else TOL
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.no_grad():
+            want = module(x, lengths=lengths)
+            module.backend = "fused"
+            got = module(x, lengths=lengths)
+    finally:
+        torch.set_num_threads(before)
+    torch.testing.assert_close(got, want, **tol)
+
+
 @needs_extension
 @pytest.mark.parametrize("layer_norm", [False, True])
 def test_fused_traces_match_reference(layer_norm):

@@ -8,8 +8,9 @@ recurrent product (by the extension's own register-blocked kernels, in float32 o
 pass of gate maths with recurrent dropout, zoneout, layer norms and padding; the input projection, and in
 the backward the weight gradients, as one matrix product each over all steps (larger layers) or step by
 step inside the time loop while the rows are in cache (small layers, where the BLAS is slow on such skinny
-products). The random masks are drawn here, before, in the reference's order. Gate traces come for free:
-the forward keeps the activations for the backward anyway.
+products; and inference on many rows, which then writes no all-step buffers). The random masks are drawn
+here, before, in the reference's order. Gate traces come for free: the forward keeps the activations for
+the backward anyway (and without gradients or traces keeps none).
 
 Runs: LSTM on the CPU, every feature but projections, in float32. Under bf16 autocast the matrix products
 of larger layers run in bfloat16 with float32 accumulation (the input projections and weight gradients of
@@ -56,6 +57,7 @@ class _Plan(NamedTuple):
     lengths: Tensor | None
     bf16: bool     # matrix products in bfloat16 (training under CPU autocast), see the module docstring
     traced: bool   # also return the gates and cell states
+    save: bool     # keep what a backward needs (the gates and cell states of every step)
 
 
 def _without_autocast():
@@ -88,6 +90,7 @@ class _Stack(torch.autograd.Function):
                     y, h_T, c_T, *rest = ext.layer_forward(
                         layer_input, h0[idx], c0[idx], w_ih, w_hh, bias, ln_ih, ln_hh, ln_c_w, ln_c_b,
                         rec, keep_c, keep_h, keep_c_p, keep_h_p, plan.lengths, direction == 1, plan.bf16,
+                        plan.save,
                     )
                     saved += rest
                     finals.append((h_T, c_T))
@@ -183,7 +186,8 @@ def run(
         below = training and spec.dropout > 0 and layer < spec.num_layers - 1
         shape = (batch, steps, spec.num_directions * spec.hidden_size)
         layer_masks.append(masks.layer_dropout(spec, shape, x) if below else None)
-    plan = _Plan(spec, cell_masks, layer_masks, lengths, bf16, trace is not None)
+    grads = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, h0, c0, *params))
+    plan = _Plan(spec, cell_masks, layer_masks, lengths, bf16, trace is not None, grads or trace is not None)
     y, h_n, c_n, *traced = _Stack.apply(plan, x.float().contiguous(), h0, c0, *params)
     if trace is not None:
         valid = None if lengths is None else (torch.arange(steps, device=x.device) < lengths[:, None])[..., None]

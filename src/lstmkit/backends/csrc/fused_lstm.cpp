@@ -567,18 +567,27 @@ Tensor grad_of_weight(const Tensor& d, const Tensor& x, bool bf16) {
 // small_gemm inside the time loop, the input projection and the weight gradients included, while each step's
 // rows are in cache: for such skinny products the BLAS reaches a fraction of its speed (measured: 19 GFLOP/s
 // for the 16-input projection of the IMDB model), and the full-sequence buffers it needs are never written.
-// Larger layers project all steps at once and take the weight gradients as one matrix product each (the
-// BLAS, which is fast on these); under bf16 autocast those products and the recurrent one run in bfloat16.
-// Small layers stay float32 then too: bfloat16 gained them nothing measurable (the W2-W4 rows of
-// benchmarks/README.md), and the in-loop path is faster.
+// Larger layers project all steps at once and take the weight gradients as one matrix product each
+// (tiled_gemm); under bf16 autocast those products and the recurrent one run in bfloat16. Small layers stay
+// float32 then too: bfloat16 gained them nothing measurable (the W2-W4 rows of benchmarks/README.md), and
+// the in-loop path is faster.
+// A forward that keeps nothing for a backward (inference) in float32 with at least kInferenceRows rows a
+// thread projects the input step by step as well, whatever the layer's size: the all-step pre-activations
+// (T x B x 4H floats, 61 MB for the W6-bulk batch) are then neither written out nor read back. Measured on
+// the W1 model, against the all-step projection: 0.92-0.93 of the time at batch 32-1024 on two threads,
+// 1.10 at batch 16 (8 rows a thread), where each step reads W_ih for too few rows.
 struct Path {
   bool half;    // recurrent product in bfloat16 by bf16_gemm (else in float32 by small_gemm)
-  bool inloop;  // input projection and weight gradients per step, by small_gemm
+  bool inloop;  // input projection (and in the backward the weight gradients) per step, by small_gemm
 };
 
-Path path_for(int64_t G, int64_t H, int64_t I, bool bf16) {
+constexpr int64_t kInferenceRows = 16;
+
+// rows_per_thread: of a forward that keeps nothing for a backward, else 0
+Path path_for(int64_t G, int64_t H, int64_t I, bool bf16, int64_t rows_per_thread = 0) {
   const bool small = small_weights(G, H);
-  return {bf16 && !small, small && small_weights(G, I)};
+  const bool inference = !bf16 && rows_per_thread >= kInferenceRows;
+  return {bf16 && !small, (small && small_weights(G, I)) || inference};
 }
 
 // A batch-first (B, T, n) sequence as a time-major (T, B, n) contiguous one, so that each step's rows lie side
@@ -620,11 +629,12 @@ std::vector<Tensor> layer_forward_tm(const Tensor& x, const Tensor& h0, const Te
                                      const c10::optional<Tensor>& ln_c_b, const c10::optional<Tensor>& rec_mask,
                                      const c10::optional<Tensor>& keep_c, const c10::optional<Tensor>& keep_h,
                                      double keep_c_p, double keep_h_p, const c10::optional<Tensor>& lengths,
-                                     bool reverse, bool bf16) {
+                                     bool reverse, bool bf16, bool save = true) {
   at::AutoDispatchBelowADInplaceOrView below_autograd;  // see the note above
   const int64_t B = x.size(0), T = x.size(1), I = x.size(2), G = w_hh.size(0), H = G / 4, Gp = pad16(G);
   const Options o = make_options(ln_hh, ln_c_w, ln_c_b, rec_mask, keep_c, keep_h, keep_c_p, keep_h_p, lengths);
-  const Path path = path_for(G, H, I, bf16);
+  const int64_t threads = std::min<int64_t>(B, std::max(1, at::get_num_threads()));
+  const Path path = path_for(G, H, I, bf16, save ? 0 : B / threads);
   const Tensor x_in = path.inloop ? step_rows(x) : time_major(x);  // (B, T, I) by rows, or (T, B, I)
   const float* g_ih = ptr_or_null(ln_ih);
   const auto f32 = x.options();
@@ -660,8 +670,8 @@ std::vector<Tensor> layer_forward_tm(const Tensor& x, const Tensor& h0, const Te
   }
 
   Tensor y_tm = pooled({T, B, H});
-  Tensor gates = pooled({T, B, G});
-  Tensor c_all = pooled({T, B, H});
+  Tensor gates = save ? pooled({T, B, G}) : empty;
+  Tensor c_all = save ? pooled({T, B, H}) : empty;
   Tensor c_hat = o.ln_c_w ? pooled({T, B, H}) : empty;
   Tensor rstd_c = o.ln_c_w ? at::empty({T, B}, f32) : empty;
   Tensor gh_hat = o.ln_hh ? pooled({T, B, G}) : empty;
@@ -676,13 +686,13 @@ std::vector<Tensor> layer_forward_tm(const Tensor& x, const Tensor& h0, const Te
   const std::vector<float> w_ih_t = path.inloop ? padded(w_ih.t()) : std::vector<float>();  // (I, Gp)
   const Rows x_rows = path.inloop ? rows_of(x_in) : Rows{};
   const float* xp_all = path.inloop ? nullptr : xproj.data_ptr<float>();
-  float* gp_all = gates.data_ptr<float>();
+  float* gp_all = save ? gates.data_ptr<float>() : nullptr;
   float* hp = h.data_ptr<float>();
   float* cp = c.data_ptr<float>();
   float* ghp = gh.data();
   float* hrecp = o.rec_mask ? h_rec_buf.data() : hp;
   float* yp_all = y_tm.data_ptr<float>();
-  float* call_p = c_all.data_ptr<float>();
+  float* call_p = save ? c_all.data_ptr<float>() : nullptr;
   float* chat_all = o.ln_c_w ? c_hat.data_ptr<float>() : nullptr;
   float* rc_all = o.ln_c_w ? rstd_c.data_ptr<float>() : nullptr;
   float* ghh_all = o.ln_hh ? gh_hat.data_ptr<float>() : nullptr;
@@ -696,6 +706,7 @@ std::vector<Tensor> layer_forward_tm(const Tensor& x, const Tensor& h0, const Te
     std::vector<float> arg_buf(H);                              // LN(c_new) for tanh
     std::vector<float> xin_buf(path.inloop ? rows * Gp : 0);  // this step's input pre-activations
     std::vector<uint32_t> hrec_bf(path.half ? rows * ((H + 1) / 2) : 0);
+    std::vector<float> row_buf(save ? 0 : G + H);  // one row's gates and new cell, when none are kept
     for (int64_t k = 0; k < T; ++k) {
       const int64_t t = reverse ? T - 1 - k : k;
       if (o.rec_mask) {
@@ -720,11 +731,11 @@ std::vector<Tensor> layer_forward_tm(const Tensor& x, const Tensor& h0, const Te
         const int64_t bt = t * B + b;
         float* pre = ghp + b * ldg;
         const float* xr = path.inloop ? xin_buf.data() + (b - b0) * Gp : xp_all + bt * G;
-        float* gr = gp_all + bt * G;
+        float* gr = save ? gp_all + bt * G : row_buf.data();
         float* hr = hp + b * H;
         float* cr = cp + b * H;
         float* yr = yp_all + bt * H;
-        float* ca = call_p + bt * H;  // c_new, then the carried c
+        float* ca = save ? call_p + bt * H : row_buf.data() + G;  // c_new, then the carried c
         if (!is_valid(o, t, b)) {     // padding: the state carries over, outputs and gates are 0
           std::memset(gr, 0, G * sizeof(float));
           std::memset(yr, 0, H * sizeof(float));
@@ -785,9 +796,9 @@ std::vector<Tensor> layer_forward(const Tensor& x, const Tensor& h0, const Tenso
                                   const c10::optional<Tensor>& ln_c_b, const c10::optional<Tensor>& rec_mask,
                                   const c10::optional<Tensor>& keep_c, const c10::optional<Tensor>& keep_h,
                                   double keep_c_p, double keep_h_p, const c10::optional<Tensor>& lengths,
-                                  bool reverse, bool bf16) {
+                                  bool reverse, bool bf16, bool save) {
   std::vector<Tensor> out = layer_forward_tm(x, h0, c0, w_ih, w_hh, bias, ln_ih, ln_hh, ln_c_w, ln_c_b, rec_mask,
-                                             keep_c, keep_h, keep_c_p, keep_h_p, lengths, reverse, bf16);
+                                             keep_c, keep_h, keep_c_p, keep_h_p, lengths, reverse, bf16, save);
   out[0] = out[0].transpose(0, 1);  // with autograd's view tracking: y shares y_tm's version counter
   return out;
 }
@@ -1024,7 +1035,7 @@ class StackFunction : public torch::autograd::Function<StackFunction> {
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const Tensor& x,
                                                 const Tensor& h0, const Tensor& c0, at::TensorList params,
                                                 const std::vector<Tensor>& layer_masks, bool bias,
-                                                bool layer_norm, bool bf16) {
+                                                bool layer_norm, bool bf16, bool save) {
     ctx->set_materialize_grads(false);  // unused outputs get no zero-filled gradients
     const int64_t n = per_layer(bias, layer_norm), L = h0.size(0);
     TORCH_CHECK(static_cast<int64_t>(params.size()) == n * L, "stack_forward: wrong number of parameters");
@@ -1044,9 +1055,11 @@ class StackFunction : public torch::autograd::Function<StackFunction> {
         const auto ln = [&](int64_t k) { return gain(w, n, k, layer_norm); };
         const std::vector<Tensor> out = layer_forward_tm(input, h0[l], c0[l], w[0], w[1], b, ln(0), ln(1), ln(2),
                                                          ln(3), c10::nullopt, c10::nullopt, c10::nullopt, 0.0, 0.0,
-                                                         c10::nullopt, false, bf16);
-        saved.push_back(input);
-        saved.insert(saved.end(), out.begin() + 3, out.end());
+                                                         c10::nullopt, false, bf16, save);
+        if (save) {
+          saved.push_back(input);
+          saved.insert(saved.end(), out.begin() + 3, out.end());
+        }
         h_layers.push_back(out[1]);
         c_layers.push_back(out[2]);
         if (l + 1 < L) {
@@ -1059,8 +1072,10 @@ class StackFunction : public torch::autograd::Function<StackFunction> {
       h_n = at::stack(h_layers);
       c_n = at::stack(c_layers);
     }
-    saved.insert(saved.end(), layer_masks.begin(), layer_masks.end());
-    ctx->save_for_backward(saved);
+    if (save) {
+      saved.insert(saved.end(), layer_masks.begin(), layer_masks.end());
+      ctx->save_for_backward(saved);
+    }
     ctx->saved_data["layers"] = L;
     ctx->saved_data["bias"] = bias;
     ctx->saved_data["layer_norm"] = layer_norm;
@@ -1086,8 +1101,8 @@ class StackFunction : public torch::autograd::Function<StackFunction> {
     if (!dy.defined()) dy = at::zeros({per[0].size(0), per[0].size(1), h0.size(2)}, h0.options());
     if (!dh_n.defined()) dh_n = at::zeros_like(h0);
     if (!dc_n.defined()) dc_n = at::zeros_like(c0);
-    // one gradient per forward argument: x, h0, c0, each parameter, then the four that take none
-    torch::autograd::variable_list out(3 + n * L + 4);
+    // one gradient per forward argument: x, h0, c0, each parameter, then the five that take none
+    torch::autograd::variable_list out(3 + n * L + 5);
     std::vector<Tensor> dh0(L), dc0(L);
     for (int64_t l = L - 1; l >= 0; --l) {
       const Tensor* w = params + l * n;
@@ -1133,7 +1148,12 @@ class StackFunction : public torch::autograd::Function<StackFunction> {
 std::vector<Tensor> stack_forward(const Tensor& x, const Tensor& h0, const Tensor& c0,
                                   const std::vector<Tensor>& params, const std::vector<Tensor>& layer_masks,
                                   bool bias, bool layer_norm, bool bf16) {
-  return StackFunction::apply(x, h0, c0, at::TensorList(params), layer_masks, bias, layer_norm, bf16);
+  // without gradients (inference) the forward keeps nothing for a backward: neither the gates nor the cell
+  // states of every step are written out (W6-bulk: 2 x 77 MB per pass)
+  const auto needs = [](const Tensor& t) { return t.requires_grad(); };
+  const bool save = torch::autograd::GradMode::is_enabled() &&
+                    (needs(x) || needs(h0) || needs(c0) || std::any_of(params.begin(), params.end(), needs));
+  return StackFunction::apply(x, h0, c0, at::TensorList(params), layer_masks, bias, layer_norm, bf16, save);
 }
 
 // One step of a whole unidirectional stack, for stepwise inference (generation, live forecasting): no
