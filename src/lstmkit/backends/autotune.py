@@ -9,6 +9,7 @@ compiled extension; ``LSTMKIT_AUTOTUNE=0`` turns measuring off (auto then
 prefers torch whenever it can run).
 """
 
+import functools
 import json
 import logging
 import os
@@ -39,8 +40,15 @@ def _bucket(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
 
 
+@functools.cache
+def _fields(spec: StackSpec) -> str:
+    """The spec's part of a key, made once per spec: auto asks on every forward, and asdict takes microseconds
+    that count on the small models."""
+    return ",".join(f"{k}={v}" for k, v in asdict(spec).items())
+
+
 def _key(spec: StackSpec, batch: int, steps: int, training: bool, grad: bool) -> str:
-    fields = ",".join(f"{k}={v}" for k, v in asdict(spec).items())
+    fields = _fields(spec)
     threads = torch.get_num_threads()
     amp = str(torch.get_autocast_dtype("cpu")).removeprefix("torch.") if torch.is_autocast_enabled("cpu") else "off"
     return f"{fields}|B{_bucket(batch)}|T{_bucket(steps)}|train={training}|grad={grad}|threads={threads}|amp={amp}"
