@@ -172,9 +172,13 @@ def run(
     batch, steps, _ = x.shape
     bf16 = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
     h0, c0 = (s.float().contiguous() for s in state)
+    # without gradients (inference) the forward keeps nothing for a backward: neither the gates nor the cell
+    # states of every step are written out (W6-bulk: 2 x 77 MB per pass); traces read them, though
+    grads = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, h0, c0, *params))
+    save = grads or trace is not None
     per_step_masks = spec.zoneout > 0 or (training and spec.recurrent_dropout > 0)
     if trace is None and lengths is None and spec.num_directions == 1 and not per_step_masks:
-        return _run_stack(spec, x, h0, c0, [p for p in params if p is not None], training, bf16)
+        return _run_stack(spec, x, h0, c0, [p for p in params if p is not None], training, bf16, save)
     if lengths is not None:
         lengths = lengths.to(device=x.device, dtype=torch.int64).contiguous()
     # every random mask, in the order the reference draws them: per cell, then below each upper layer
@@ -186,8 +190,7 @@ def run(
         below = training and spec.dropout > 0 and layer < spec.num_layers - 1
         shape = (batch, steps, spec.num_directions * spec.hidden_size)
         layer_masks.append(masks.layer_dropout(spec, shape, x) if below else None)
-    grads = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, h0, c0, *params))
-    plan = _Plan(spec, cell_masks, layer_masks, lengths, bf16, trace is not None, grads or trace is not None)
+    plan = _Plan(spec, cell_masks, layer_masks, lengths, bf16, trace is not None, save)
     y, h_n, c_n, *traced = _Stack.apply(plan, x.float().contiguous(), h0, c0, *params)
     if trace is not None:
         valid = None if lengths is None else (torch.arange(steps, device=x.device) < lengths[:, None])[..., None]
@@ -200,7 +203,8 @@ def run(
 
 
 def _run_stack(
-    spec: StackSpec, x: Tensor, h0: Tensor, c0: Tensor, params: list[Tensor], training: bool, bf16: bool
+    spec: StackSpec, x: Tensor, h0: Tensor, c0: Tensor, params: list[Tensor], training: bool, bf16: bool,
+    save: bool,
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """The common case (one direction, no per-step masks, no padding, no traces) as one autograd node built
     in C++ (stack_forward): forward and backward run with no Python between layers or steps."""
@@ -210,7 +214,7 @@ def _run_stack(
         masks_below = [masks.layer_dropout(spec, shape, x) for _ in range(spec.num_layers - 1)]
     with _without_autocast():
         y, h_n, c_n = extension.load().stack_forward(
-            x.float().contiguous(), h0, c0, params, masks_below, spec.bias, spec.layer_norm, bf16
+            x.float().contiguous(), h0, c0, params, masks_below, spec.bias, spec.layer_norm, bf16, save
         )
     return y, (h_n, c_n)
 

@@ -1029,7 +1029,8 @@ std::vector<Tensor> layer_backward(const Tensor& dy, const Tensor& dh_T, const T
 // a training step spends no Python time inside the LSTM (on small models that time rivals the arithmetic).
 // params: per layer W_ih, W_hh, then b_ih, b_hh when the stack has biases, then ln_ih, ln_hh, ln_c_w,
 // ln_c_b with layer norms. layer_masks: none, or the dropout masks (B, T, H) on the outputs of the layers
-// below the top. Returns y (B, T, H) and h_n, c_n (L, B, H).
+// below the top. save: keep what the backward needs (false without gradients, fused.py decides: then no
+// gates or cell states of every step are written). Returns y (B, T, H) and h_n, c_n (L, B, H).
 class StackFunction : public torch::autograd::Function<StackFunction> {
  public:
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const Tensor& x,
@@ -1147,12 +1148,7 @@ class StackFunction : public torch::autograd::Function<StackFunction> {
 
 std::vector<Tensor> stack_forward(const Tensor& x, const Tensor& h0, const Tensor& c0,
                                   const std::vector<Tensor>& params, const std::vector<Tensor>& layer_masks,
-                                  bool bias, bool layer_norm, bool bf16) {
-  // without gradients (inference) the forward keeps nothing for a backward: neither the gates nor the cell
-  // states of every step are written out (W6-bulk: 2 x 77 MB per pass)
-  const auto needs = [](const Tensor& t) { return t.requires_grad(); };
-  const bool save = torch::autograd::GradMode::is_enabled() &&
-                    (needs(x) || needs(h0) || needs(c0) || std::any_of(params.begin(), params.end(), needs));
+                                  bool bias, bool layer_norm, bool bf16, bool save) {
   return StackFunction::apply(x, h0, c0, at::TensorList(params), layer_masks, bias, layer_norm, bf16, save);
 }
 
