@@ -8,6 +8,11 @@ done --rounds times, the order of contenders reversed every other round, and the
 The table gives the median and the min rate, the ratio of medians to the plain PyTorch model, and the
 achieved GFLOP/s of the matrix products against the fp32 matrix-product peak measured at the start.
 
+On a shared machine the speed of the whole machine drifts between rounds by more than contenders differ, so
+ratios are also given paired: per round, a contender's median over the baseline's median in the same round
+(processes run back to back), as the lowest, middle and highest over the rounds. A second table pairs every
+lstmkit contender with every Keras contender the same way.
+
 Run (about 20 minutes with the Keras environments already made):
     python benchmarks/bench_peers.py --markdown benchmarks/results-peers.md
     python benchmarks/bench_peers.py --workloads W3 W6-gen --contenders pytorch lstmkit-fused --rounds 1
@@ -79,21 +84,52 @@ def flops_per_item(workload: str) -> float:
     return w.train_flops_per_batch() / w.items_per_batch
 
 
-def table(results: dict[str, dict[str, list[float]]], units: dict[str, str], peak: float) -> str:
-    rows = ["| workload | contender | median | min | ratio vs PyTorch | GFLOP/s | % of fp32 peak |",
-            "|---|---|---:|---:|---:|---:|---:|"]
+Rounds = list[list[float] | None]  # per round, one process's rates (None: it failed)
+
+
+def paired(rounds: Rounds, base: Rounds) -> str:
+    """Per-round ratios of medians, as "lowest / middle / highest" over the rounds both ran."""
+    ratios = sorted(
+        statistics.median(a) / statistics.median(b) for a, b in zip(rounds, base, strict=True) if a and b
+    )
+    if not ratios:
+        return "-"
+    return " / ".join(f"{r:.2f}" for r in (ratios[0], statistics.median(ratios), ratios[-1]))
+
+
+def pooled(rounds: Rounds) -> list[float]:
+    return [rate for rates in rounds if rates for rate in rates]
+
+
+def table(results: dict[str, dict[str, Rounds]], units: dict[str, str], peak: float) -> str:
+    rows = ["| workload | contender | median | min | ratio vs PyTorch | per round: low / mid / high | GFLOP/s "
+            "| % of fp32 peak |",
+            "|---|---|---:|---:|---:|---:|---:|---:|"]
     for workload, by_contender in results.items():
         base = by_contender.get(BASELINE)
-        base_median = statistics.median(base) if base else None
-        for contender, rates in by_contender.items():
+        base_median = statistics.median(pooled(base)) if base else None
+        for contender, rounds in by_contender.items():
+            rates = pooled(rounds)
             median = statistics.median(rates)
             ratio = f"{median / base_median:.2f}" if base_median else "-"
+            per_round = paired(rounds, base) if base else "-"
             gflops = median * flops_per_item(workload) / 1e9
             rows.append(
                 f"| {workload} | {contender} | {median:,.0f} {units[workload]}/s | {min(rates):,.0f} | {ratio} "
-                f"| {gflops:.1f} | {100 * gflops / peak:.0f}% |"
+                f"| {per_round} | {gflops:.1f} | {100 * gflops / peak:.0f}% |"
             )
     return "\n".join(rows)
+
+
+def against_keras(results: dict[str, dict[str, Rounds]]) -> str:
+    """Every lstmkit contender over every Keras contender, paired per round as in ``paired``."""
+    rows = ["| workload | lstmkit | Keras | per round: low / mid / high |", "|---|---|---|---:|"]
+    for workload, by_contender in results.items():
+        for ours, our_rounds in by_contender.items():
+            for theirs, their_rounds in by_contender.items():
+                if ours.startswith("lstmkit-") and theirs.startswith("keras-"):
+                    rows.append(f"| {workload} | {ours} | {theirs} | {paired(our_rounds, their_rounds)} |")
+    return "\n".join(rows) if len(rows) > 2 else ""
 
 
 def main() -> None:
@@ -114,11 +150,11 @@ def main() -> None:
     header = (f"torch {torch.__version__}, {args.threads} threads, matrix-product peak fp32 {peak32:.0f} GFLOP/s, "
               f"bf16 {peak16:.0f} GFLOP/s; {args.rounds} rounds x {args.repeats} repeats of {args.min_seconds} s")
     print(header)
-    results: dict[str, dict[str, list[float]]] = {}
+    results: dict[str, dict[str, Rounds]] = {}
     units: dict[str, str] = {}
     started = time.time()
     for workload in args.workloads:
-        results[workload] = {}
+        results[workload] = {c: [None] * args.rounds for c in args.contenders}
         for round_ in range(args.rounds):
             order = args.contenders if round_ % 2 == 0 else args.contenders[::-1]
             for contender in order:
@@ -126,16 +162,20 @@ def main() -> None:
                 if record is None:
                     continue
                 units[workload] = record["unit"]
-                results[workload].setdefault(contender, []).extend(record["rates"])
+                results[workload][contender][round_] = record["rates"]
                 print(f"  {workload} {contender} round {round_ + 1}: "
                       f"median {statistics.median(record['rates']):,.0f} {record['unit']}/s", flush=True)
-        results[workload] = {c: results[workload][c] for c in args.contenders if c in results[workload]}
-    text = table({w: r for w, r in results.items() if r}, units, peak32)
+        results[workload] = {c: r for c, r in results[workload].items() if any(r)}
+    results = {w: r for w, r in results.items() if r}
+    text = table(results, units, peak32)
+    keras = against_keras(results)
+    if keras:
+        text += f"\n\nAgainst Keras, paired per round:\n\n{keras}"
     print(f"\n{header}; {time.time() - started:.0f} s in all\n\n{text}")
     if args.markdown:
         args.markdown.write_text(f"{header}\n\n{text}\n")
     if args.json:
-        args.json.write_text(json.dumps({"header": header, "rates": results}, indent=1))
+        args.json.write_text(json.dumps({"header": header, "rounds": results}, indent=1))
 
 
 if __name__ == "__main__":
