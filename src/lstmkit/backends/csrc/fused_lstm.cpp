@@ -530,14 +530,18 @@ inline bool is_valid(const Options& o, int64_t t, int64_t b) { return !o.lengths
 
 // Sequences are independent, so the batch is split into one block of rows per thread, and each thread
 // runs the whole time loop for its rows: no synchronisation per step. Small problems stay on one thread.
+int64_t row_block_count(int64_t rows, int64_t work) {
+  const int64_t threads = at::get_num_threads();
+  return threads <= 1 || rows < 2 || work < 20000 ? 1 : std::min<int64_t>(threads, rows);
+}
+
 template <typename F>
 void for_row_blocks(int64_t rows, int64_t work, const F& f) {
-  const int64_t threads = at::get_num_threads();
-  if (threads <= 1 || rows < 2 || work < 20000) {
+  const int64_t blocks = row_block_count(rows, work);
+  if (blocks == 1) {
     f(0, rows, 0);
     return;
   }
-  const int64_t blocks = std::min<int64_t>(threads, rows);
   at::parallel_for(0, blocks, 1, [&](int64_t k0, int64_t k1) {
     for (int64_t k = k0; k < k1; ++k) f(k * rows / blocks, (k + 1) * rows / blocks, k);
   });
@@ -629,12 +633,11 @@ std::vector<Tensor> layer_forward_tm(const Tensor& x, const Tensor& h0, const Te
                                      const c10::optional<Tensor>& ln_c_b, const c10::optional<Tensor>& rec_mask,
                                      const c10::optional<Tensor>& keep_c, const c10::optional<Tensor>& keep_h,
                                      double keep_c_p, double keep_h_p, const c10::optional<Tensor>& lengths,
-                                     bool reverse, bool bf16, bool save = true) {
+                                     bool reverse, bool bf16, bool save) {
   at::AutoDispatchBelowADInplaceOrView below_autograd;  // see the note above
   const int64_t B = x.size(0), T = x.size(1), I = x.size(2), G = w_hh.size(0), H = G / 4, Gp = pad16(G);
   const Options o = make_options(ln_hh, ln_c_w, ln_c_b, rec_mask, keep_c, keep_h, keep_c_p, keep_h_p, lengths);
-  const int64_t threads = std::min<int64_t>(B, std::max(1, at::get_num_threads()));
-  const Path path = path_for(G, H, I, bf16, save ? 0 : B / threads);
+  const Path path = path_for(G, H, I, bf16, save ? 0 : B / row_block_count(B, T * B * G));  // as the loop splits
   const Tensor x_in = path.inloop ? step_rows(x) : time_major(x);  // (B, T, I) by rows, or (T, B, I)
   const float* g_ih = ptr_or_null(ln_ih);
   const auto f32 = x.options();
