@@ -23,6 +23,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <cstring>
@@ -175,15 +176,17 @@ void small_gemm(int64_t rows, int64_t k, int64_t n, Strided A, const float* bm, 
   });
 }
 
-// m (rows x cols, float32, any strides) copied into out (row stride ld), in tiles of 16 x 16, so that a
-// transposed view is read and written a cache line at a time (a plain loop over a large transposed matrix
-// took milliseconds).
-void copy_tiles(const Tensor& m, float* out, int64_t ld) {
-  const int64_t rows = m.size(0), cols = m.size(1), s0 = m.stride(0), s1 = m.stride(1);
-  const float* p = m.data_ptr<float>();
+// m (rows x cols, float32, any strides) copied into out (row stride ld). Rows that lie contiguously are copied
+// whole; otherwise (a transposed view) in tiles of 16 x 16, so that the matrix is read and written a cache
+// line at a time (a plain loop over a large transposed matrix took milliseconds).
+void copy_strided(const float* p, int64_t rows, int64_t cols, int64_t s0, int64_t s1, float* out, int64_t ld) {
   auto tiles = [&](int64_t t0, int64_t t1) {  // tiles of rows [16 t0, 16 t1)
     for (int64_t r0 = t0 * 16; r0 < std::min(rows, t1 * 16); r0 += 16) {
       const int64_t r1 = std::min(rows, r0 + 16);
+      if (s1 == 1 || cols == 1) {
+        for (int64_t r = r0; r < r1; ++r) std::memcpy(out + r * ld, p + r * s0, cols * sizeof(float));
+        continue;
+      }
       for (int64_t c0 = 0; c0 < cols; c0 += 16) {
         const int64_t c1 = std::min(cols, c0 + 16);
         for (int64_t r = r0; r < r1; ++r)
@@ -199,13 +202,26 @@ void copy_tiles(const Tensor& m, float* out, int64_t ld) {
   }
 }
 
-// m copied into zeros of (rows x pad16(cols)): the operand small_gemm wants. Plain buffers rather than
-// tensors here and below: on the small layers a few microseconds of dispatch per temporary add up to a good
-// share of a call.
-std::vector<float> padded(const Tensor& m) {
-  const int64_t ld = pad16(m.size(1));
-  std::vector<float> out(m.size(0) * ld, 0.f);
-  copy_tiles(m, out.data(), ld);
+void copy_tiles(const Tensor& m, float* out, int64_t ld) {
+  copy_strided(m.data_ptr<float>(), m.size(0), m.size(1), m.stride(0), m.stride(1), out, ld);
+}
+
+// An uninitialised buffer of n floats, for scratch space that is written before it is read (a std::vector
+// would fill it with zeros first, which on the small layers is a visible share of a call).
+using Scratch = std::unique_ptr<float[]>;
+inline Scratch scratch(int64_t n) { return Scratch(new float[std::max<int64_t>(n, 1)]); }
+
+// m copied into (rows x pad16(cols)) with zeros in the padding columns: the operand small_gemm wants. Plain
+// buffers rather than tensors here and below: on the small layers a few microseconds of dispatch per temporary
+// add up to a good share of a call.
+Scratch padded(const Tensor& m) {
+  const int64_t rows = m.size(0), cols = m.size(1), ld = pad16(cols);
+  Scratch out = scratch(rows * ld);
+  float* o = out.get();
+  if (ld > cols) {
+    for (int64_t r = 0; r < rows; ++r) std::memset(o + r * ld + cols, 0, (ld - cols) * sizeof(float));
+  }
+  copy_tiles(m, o, ld);
   return out;
 }
 
@@ -293,17 +309,16 @@ void bf16_gemm(int64_t rows, int64_t k2, int64_t n, const uint32_t* a, const uin
 }
 
 // The sum over blocks of parts (blocks x rows x ld), transposed into a new (cols x rows) tensor: the weight
-// gradients from the in-loop path's per-block accumulators of dW^T.
-Tensor sum_transposed(const std::vector<float>& parts, int64_t blocks, int64_t rows, int64_t ld, int64_t cols) {
-  Tensor out = at::empty({cols, rows}, at::TensorOptions().dtype(at::kFloat));
-  float* o = out.data_ptr<float>();
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t c = 0; c < cols; ++c) {
-      float acc = 0.f;
-      for (int64_t k = 0; k < blocks; ++k) acc += parts[(k * rows + r) * ld + c];
-      o[c * rows + r] = acc;
-    }
+// gradients from the in-loop path's per-block accumulators of dW^T. The first block receives the sum.
+Tensor sum_transposed(float* parts, int64_t blocks, int64_t rows, int64_t ld, int64_t cols) {
+  const int64_t n = rows * ld;
+  for (int64_t k = 1; k < blocks; ++k) {
+    const float* q = parts + k * n;
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) parts[i] += q[i];
   }
+  Tensor out = at::empty({cols, rows}, at::TensorOptions().dtype(at::kFloat));
+  copy_strided(parts, cols, rows, 1, ld, out.data_ptr<float>(), rows);
   return out;
 }
 
@@ -433,12 +448,12 @@ Tensor mm_f32(const Tensor& a, const Tensor& b) {
   if (K == 0) return out.zero_();  // an empty sum (tiled_gemm writes nothing then)
   float* c = out.data_ptr<float>();
   const Strided A{a.data_ptr<float>(), a.stride(0), a.stride(1)};
-  std::vector<float> copy;
+  Scratch copy;
   const float* bm = b.data_ptr<float>();
   int64_t ldb = b.stride(0);
   if (b.stride(1) != 1) {
     copy = padded(b);
-    bm = copy.data();
+    bm = copy.get();
     ldb = pad16(N);
   }
   if (n0 > 0) tiled_gemm(M, K, n0, A, bm, ldb, c, N);
@@ -681,18 +696,18 @@ std::vector<Tensor> layer_forward_tm(const Tensor& x, const Tensor& h0, const Te
   Tensor rstd_hh = o.ln_hh ? at::empty({T, B}, f32) : empty;
   Tensor h = h0.clone(), c = c0.clone();  // the carried state, (B, H)
   const int64_t ldg = Gp;
-  std::vector<float> gh(B * ldg);          // W_hh h_rec of one step, then the pre-activations
+  const Scratch gh = scratch(B * ldg);     // W_hh h_rec of one step, then the pre-activations
   std::vector<float> h_rec_buf(o.rec_mask ? B * H : 0);
 
-  const std::vector<float> w_t = path.half ? std::vector<float>() : padded(w_hh.t());       // (H, Gp)
+  const Scratch w_t = path.half ? Scratch() : padded(w_hh.t());                             // (H, Gp)
   const std::vector<uint32_t> w_t_bf = path.half ? packed_bf16(w_hh.t()) : std::vector<uint32_t>();
-  const std::vector<float> w_ih_t = path.inloop ? padded(w_ih.t()) : std::vector<float>();  // (I, Gp)
+  const Scratch w_ih_t = path.inloop ? padded(w_ih.t()) : Scratch();                        // (I, Gp)
   const Rows x_rows = path.inloop ? rows_of(x_in) : Rows{};
   const float* xp_all = path.inloop ? nullptr : xproj.data_ptr<float>();
   float* gp_all = save ? gates.data_ptr<float>() : nullptr;
   float* hp = h.data_ptr<float>();
   float* cp = c.data_ptr<float>();
-  float* ghp = gh.data();
+  float* ghp = gh.get();
   float* hrecp = o.rec_mask ? h_rec_buf.data() : hp;
   float* yp_all = y_tm.data_ptr<float>();
   float* call_p = save ? c_all.data_ptr<float>() : nullptr;
@@ -722,10 +737,10 @@ std::vector<Tensor> layer_forward_tm(const Tensor& x, const Tensor& h0, const Te
         pairs_bf16(hrecp + b0 * H, H, rows, H, hrec_bf.data());
         bf16_gemm(rows, (H + 1) / 2, Gp, hrec_bf.data(), w_t_bf.data(), ghp + b0 * Gp, Gp);
       } else {
-        small_gemm(rows, H, Gp, {hrecp + b0 * H, H, 1}, w_t.data(), Gp, ghp + b0 * Gp, Gp);
+        small_gemm(rows, H, Gp, {hrecp + b0 * H, H, 1}, w_t.get(), Gp, ghp + b0 * Gp, Gp);
       }
       if (path.inloop) {  // W_ih x_t, rows b0..b1
-        small_gemm(rows, I, Gp, {x_rows.at(b0, t), x_rows.sb, 1}, w_ih_t.data(), Gp, xin_buf.data(), Gp);
+        small_gemm(rows, I, Gp, {x_rows.at(b0, t), x_rows.sb, 1}, w_ih_t.get(), Gp, xin_buf.data(), Gp);
         if (g_ih || bs) {
           for (int64_t b = b0; b < b1; ++b) finish_input(xin_buf.data() + (b - b0) * Gp, t * B + b);
         }
@@ -836,21 +851,22 @@ std::vector<Tensor> layer_backward(const Tensor& dy, const Tensor& dh_T, const T
   Tensor h_rec_all = inloop ? empty : pooled({T, B, H});                           // h_prev (masked), rebuilt
   Tensor dh = dh_T.clone(), dc = dc_T.clone();                                     // carried gradients of the state
   const int64_t ldh = Hp;
-  std::vector<float> dh_rec(B * ldh);
+  const Scratch dh_rec = scratch(B * ldh);
   // per-block accumulators (summed at the end) of the layer norms' gradients, and of the weight gradients on
   // the in-loop path, transposed and padded: dW_hh^T (H, Gp), dW_ih^T (I, Gp), d bias (Gp)
-  const int64_t blocks = std::max<int64_t>(1, at::get_num_threads());
+  // (the weight gradients' are written at the first step each block takes, so they start uninitialised)
+  const int64_t blocks = row_block_count(B, T * B * G);  // as for_row_blocks splits the rows below
   Tensor dln_hh_parts = o.ln_hh ? at::zeros({blocks, G}, f32) : empty;
   Tensor dln_cw_parts = o.ln_c_w ? at::zeros({blocks, H}, f32) : empty;
   Tensor dln_cb_parts = o.ln_c_w ? at::zeros({blocks, H}, f32) : empty;
   Tensor dln_ih_parts = inloop && g_ih ? at::zeros({blocks, G}, f32) : empty;
-  std::vector<float> dwhh_parts(inloop ? blocks * H * Gp : 0, 0.f), dwih_parts(inloop ? blocks * I * Gp : 0, 0.f);
+  Scratch dwhh_parts = scratch(inloop ? blocks * H * Gp : 0), dwih_parts = scratch(inloop ? blocks * I * Gp : 0);
   std::vector<float> dbias_parts(inloop ? blocks * Gp : 0, 0.f);
   Tensor dx_tm = inloop && need_dx ? at::empty({T, B, I}, f32) : empty;
 
-  const std::vector<float> w_pad = path.half ? std::vector<float>() : padded(w_hh);            // (G, Hp)
+  const Scratch w_pad = path.half ? Scratch() : padded(w_hh);                                 // (G, Hp)
   const std::vector<uint32_t> w_bf = path.half ? packed_bf16(w_hh) : std::vector<uint32_t>();
-  const std::vector<float> w_ih_pad = inloop && need_dx ? padded(w_ih) : std::vector<float>();  // (G, Ip)
+  const Scratch w_ih_pad = inloop && need_dx ? padded(w_ih) : Scratch();                        // (G, Ip)
   const Rows dy_rows = rows_of(dy_in), x_rows = inloop ? rows_of(x_in) : Rows{};
   const float* gp_all = gates.data_ptr<float>();
   const float* call_p = c_all.data_ptr<float>();
@@ -862,7 +878,7 @@ std::vector<Tensor> layer_backward(const Tensor& dy, const Tensor& dh_T, const T
   float* hrec_all = inloop ? nullptr : h_rec_all.data_ptr<float>();
   float* dhp = dh.data_ptr<float>();
   float* dcp = dc.data_ptr<float>();
-  float* dhrec = dh_rec.data();
+  float* dhrec = dh_rec.get();
 
   const std::vector<float> keep_c_const(H, o.keep_c_p), keep_h_const(H, o.keep_h_p), ones(H, 1.f);
 
@@ -956,7 +972,7 @@ std::vector<Tensor> layer_backward(const Tensor& dy, const Tensor& dh_T, const T
         pairs_bf16(dgh_rows, G, rows, G, dgh_bf.data());
         bf16_gemm(rows, (G + 1) / 2, Hp, dgh_bf.data(), w_bf.data(), dhrec + b0 * Hp, Hp);
       } else {
-        small_gemm(rows, G, Hp, {dgh_rows, inloop ? Gp : G, 1}, w_pad.data(), Hp, dhrec + b0 * Hp, Hp);
+        small_gemm(rows, G, Hp, {dgh_rows, inloop ? Gp : G, 1}, w_pad.get(), Hp, dhrec + b0 * Hp, Hp);
       }
       for (int64_t b = b0; b < b1; ++b) {
         const float* dk = dkeep + (b - b0) * H;
@@ -979,12 +995,12 @@ std::vector<Tensor> layer_backward(const Tensor& dy, const Tensor& dh_T, const T
                                rstd_ih.data_ptr<float>()[bt], G, dih_buf.data() + r * Gp, dln);
           }
         }
-        small_gemm<true>(H, rows, Gp, {hrec_buf.data(), 1, H}, dgh_step, Gp,
-                         dwhh_parts.data() + block * H * Gp, Gp);
-        small_gemm<true>(I, rows, Gp, {x_rows.at(b0, t), 1, x_rows.sb}, dih_step, Gp,
-                         dwih_parts.data() + block * I * Gp, Gp);
+        auto* const accumulate = k == T - 1 ? &small_gemm<false> : &small_gemm<true>;  // the first step writes
+        accumulate(H, rows, Gp, {hrec_buf.data(), 1, H}, dgh_step, Gp, dwhh_parts.get() + block * H * Gp, Gp);
+        accumulate(I, rows, Gp, {x_rows.at(b0, t), 1, x_rows.sb}, dih_step, Gp, dwih_parts.get() + block * I * Gp,
+                   Gp);
         if (need_dx) {
-          small_gemm(rows, G, Ip, {dih_step, Gp, 1}, w_ih_pad.data(), Ip, dx_buf.data(), Ip);
+          small_gemm(rows, G, Ip, {dih_step, Gp, 1}, w_ih_pad.get(), Ip, dx_buf.data(), Ip);
           float* dxp = dx_tm.data_ptr<float>() + (t * B + b0) * I;
           for (int64_t r = 0; r < rows; ++r) std::memcpy(dxp + r * I, dx_buf.data() + r * Ip, I * sizeof(float));
         }
@@ -993,9 +1009,9 @@ std::vector<Tensor> layer_backward(const Tensor& dy, const Tensor& dh_T, const T
   });
   Tensor dw_hh, dw_ih, dbias, dln_ih = empty, dx = empty;
   if (inloop) {
-    dw_hh = sum_transposed(dwhh_parts, blocks, H, Gp, G);
-    dw_ih = sum_transposed(dwih_parts, blocks, I, Gp, G);
-    dbias = sum_transposed(dbias_parts, blocks, 1, Gp, G).view({G});
+    dw_hh = sum_transposed(dwhh_parts.get(), blocks, H, Gp, G);
+    dw_ih = sum_transposed(dwih_parts.get(), blocks, I, Gp, G);
+    dbias = sum_transposed(dbias_parts.data(), blocks, 1, Gp, G).view({G});
     if (g_ih) dln_ih = dln_ih_parts.sum(0);
     if (need_dx) dx = dx_tm.transpose(0, 1);  // batch-first view
   } else {  // the weight gradients, all steps at once
@@ -1005,11 +1021,12 @@ std::vector<Tensor> layer_backward(const Tensor& dy, const Tensor& dh_T, const T
       float* dp = dpre_all;
       const float* xh = xhat_ih.data_ptr<float>();
       const float* rs = rstd_ih.data_ptr<float>();
-      Tensor parts = at::zeros({blocks, G}, f32);
+      const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
+      Tensor parts = at::zeros({threads, G}, f32);
       float* pp = parts.data_ptr<float>();
       at::parallel_for(0, B * T, 256, [&](int64_t r0, int64_t r1) {
         std::vector<float> tmp(G);
-        float* acc = pp + std::min<int64_t>(at::get_thread_num(), blocks - 1) * G;
+        float* acc = pp + std::min<int64_t>(at::get_thread_num(), threads - 1) * G;
         for (int64_t r = r0; r < r1; ++r) {
           normalise_backward(dp + r * G, xh + r * G, g_ih, rs[r], G, tmp.data(), acc);
           std::memcpy(dp + r * G, tmp.data(), G * sizeof(float));
