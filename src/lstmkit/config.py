@@ -1,6 +1,8 @@
 """Typed configuration, one dataclass per component, composed into a RunConfig stored as config.json.
 
 Constructors hold no logic; ``validate()`` checks values and names the field, the expectation and the value.
+Each field carries its help text, choices and unit as metadata (``setting``): the command line's options,
+their choices and their help are generated from it (cli/options.py), so they are written once, here.
 """
 
 import dataclasses
@@ -14,6 +16,25 @@ POOLINGS = ("last", "max", "mean", "attention")
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 SCHEDULES = ("constant", "cosine", "plateau")
 PRECISIONS = ("fp32", "bf16")
+BACKENDS = ("auto", "torch", "fused", "triton", "reference")
+
+
+def setting(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple[str, ...] | None = None,
+    unit: str | None = None,
+    path: bool = False,
+    cli: bool = True,
+) -> Any:
+    """A config field with its documentation: ``help`` (one phrase), ``choices`` (the allowed strings),
+    ``unit`` (shown in the help), ``path`` (a file or folder, compared resolved), ``cli`` (False: not an
+    option of the command line)."""
+    meta = {"help": help, "choices": choices, "unit": unit, "path": path, "cli": cli}
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("mutable defaults need a factory")
+    return field(default=default, metadata=meta)
 
 
 def _require(ok: bool, message: str) -> None:
@@ -29,21 +50,22 @@ def _require_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
 class ModelConfig:
     """The recurrent backbone shared by every task."""
 
-    cell: str = "lstm"               # lstm | gru | rnn
-    embed_dim: int = 64              # token embedding size (text tasks)
-    hidden_size: int = 256           # H, units per direction
-    num_layers: int = 2              # L, stacked recurrent layers
-    dropout: float = 0.2             # between layers and before the head
-    bidirectional: bool = False
-    recurrent_dropout: float = 0.0   # variational dropout inside the recurrence
-    zoneout: float = 0.0             # LSTM: probability that a unit keeps its previous state at a step
-    layer_norm: bool = False         # LSTM: layer-normalised gates and cell
-    backend: str = "auto"            # auto | torch | fused | reference
-    pooling: str = "last"            # text classifiers: last | max | mean | attention over the outputs
+    cell: str = setting("lstm", "recurrent cell", choices=CELLS)
+    embed_dim: int = setting(64, "embedding size: tokens for text tasks, segments for --patch-len forecasting")
+    hidden_size: int = setting(256, "units per layer and direction")
+    num_layers: int = setting(2, "stacked recurrent layers")
+    dropout: float = setting(0.2, "dropout between layers and before the head")
+    bidirectional: bool = setting(False, "read the sequence both ways")
+    recurrent_dropout: float = setting(0.0, "variational dropout inside the recurrence (one mask per sequence)")
+    zoneout: float = setting(0.0, "LSTM: probability that a unit keeps its previous state at a step")
+    layer_norm: bool = setting(False, "LSTM: layer-normalised gates and cell")
+    backend: str = setting("auto", "recurrent backend", choices=BACKENDS)
+    pooling: str = setting("last", "how a text classifier pools the outputs over time", choices=POOLINGS)
 
     def validate(self) -> None:
         _require_choice("cell", self.cell, CELLS)
         _require_choice("pooling", self.pooling, POOLINGS)
+        _require_choice("backend", self.backend, BACKENDS)
         for name in ("embed_dim", "hidden_size", "num_layers"):
             value = getattr(self, name)
             _require(isinstance(value, int) and value >= 1, f"{name} must be a positive integer, got {value!r}")
@@ -60,25 +82,26 @@ class ModelConfig:
 class TrainConfig:
     """The training engine's settings; stop criteria are epochs, max_steps and max_time, whichever comes first."""
 
-    epochs: int = 20
-    max_steps: int | None = None     # optimizer steps in the whole run
-    max_time: float | None = None    # seconds of training in the whole run (resumed runs add up)
-    batch_size: int = 32
-    optimizer: str = "adam"          # adam | adamw | rmsprop | sgd
-    lr: float = 2e-3
-    weight_decay: float = 0.0
-    momentum: float = 0.9            # sgd and rmsprop
-    grad_clip: float | None = 5.0    # max global gradient norm; None turns clipping off
-    lr_schedule: str = "constant"    # constant | cosine | plateau
-    warmup_steps: int = 0
-    patience: int | None = 5         # early stopping: epochs without validation improvement; None turns it off
-    min_delta: float = 0.0
-    restore_best: bool = True        # end with the weights of the best validation epoch
-    seed: int = 0
-    deterministic: bool = False
-    device: str = "auto"             # auto | cpu | cuda | cuda:N
-    precision: str = "fp32"          # fp32 | bf16 (mixed precision: bfloat16 matrix products while training)
-    quiet: bool = False              # no progress bar
+    epochs: int = setting(20, "passes over the training data")
+    max_steps: int | None = setting(None, "stop after this many optimizer steps in the whole run")
+    max_time: float | None = setting(None, "stop after this much training time in the whole run (resumed "
+                                     "runs add up)", unit="seconds")
+    batch_size: int = setting(32, "examples per optimizer step")
+    optimizer: str = setting("adam", "optimizer", choices=OPTIMIZERS)
+    lr: float = setting(2e-3, "learning rate")
+    weight_decay: float = setting(0.0, "weight decay")
+    momentum: float = setting(0.9, "momentum of sgd and rmsprop")
+    grad_clip: float | None = setting(5.0, "max global gradient norm (none: no clipping)")
+    lr_schedule: str = setting("constant", "learning-rate schedule", choices=SCHEDULES)
+    warmup_steps: int = setting(0, "steps of linear learning-rate warm-up")
+    patience: int | None = setting(5, "early stopping: epochs without validation improvement (none: off)")
+    min_delta: float = setting(0.0, "smallest validation improvement that counts for early stopping")
+    restore_best: bool = setting(True, "end with the weights of the best validation epoch")
+    seed: int = setting(0, "random seed")
+    deterministic: bool = setting(False, "ask torch for deterministic kernels")
+    device: str = setting("auto", "auto, cpu, cuda or cuda:N")
+    precision: str = setting("fp32", "bf16: mixed-precision training", choices=PRECISIONS)
+    quiet: bool = setting(False, "no progress bar or per-epoch log")
 
     def validate(self) -> None:
         _require(self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}")
@@ -98,12 +121,15 @@ class TrainConfig:
 class TextDataConfig:
     """A text file for character-level modelling, split into a training head and a validation tail."""
 
-    text: str = ""                   # path of the text file
-    seq_len: int = 100               # characters per training window
-    val_fraction: float = 0.1        # share of the text, from its end, held out for validation
-    lowercase: bool = False
+    text: str = setting("", "UTF-8 text file to learn from", path=True)
+    data: str | None = setting(None, "registered dataset instead of a file (see `lstmkit data list`)")
+    seq_len: int = setting(100, "characters per training window")
+    val_fraction: float = setting(0.1, "share of the text, from its end, held out for validation")
+    lowercase: bool = setting(False, "lower-case the text first")
 
     def validate(self) -> None:
+        _require(bool(self.text) != bool(self.data), "give either a text file or a dataset name (data=...), "
+                 "not both or neither")
         _require(self.seq_len >= 1, f"seq_len must be at least 1, got {self.seq_len}")
         _require(0.0 < self.val_fraction < 1.0, f"val_fraction must be in (0, 1), got {self.val_fraction}")
 
@@ -125,15 +151,22 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def sections(self) -> dict[str, Any]:
+        """The component configs by section name, in the order the command line lists them."""
+        return {"data": self.data, "model": self.model, "train": self.train}
+
 
 T = TypeVar("T")
 
 
 def from_dict(cls: type[T], values: dict[str, Any]) -> T:
-    """Builds a config dataclass from a plain dict, refusing unknown keys."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
+    """Builds a config dataclass from a plain dict, refusing unknown keys (lists become tuples where the
+    field's default is a tuple)."""
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(names))
     _require(not unknown, f"unknown {cls.__name__} settings: {', '.join(unknown)}")
+    values = {k: tuple(v) if isinstance(v, list) and isinstance(names[k].default, tuple) else v
+              for k, v in values.items()}
     return cls(**values)
 
 
@@ -149,6 +182,7 @@ def override(config: T, **changes: Any) -> T:
 FORECAST_SPLITS = ("ratio", "ett")
 FILL_METHODS = ("ffill", "interpolate", "zero", "none")
 CATEGORICAL = ("onehot", "refuse")
+SCALERS = ("standard", "minmax", "none")
 
 
 @dataclass
@@ -157,32 +191,37 @@ class ForecastDataConfig:
     (segment recurrence, channel independence, instance normalisation, autoregression), which depends on
     how the series is presented rather than on the recurrent backbone."""
 
-    csv: str = ""                    # path of the CSV file (.gz read transparently)
-    target: str = ""                 # COL[,COL...] to forecast, or "all" (every numeric column)
-    features: str = ""               # input columns: "" the targets only, "all" every numeric column, or COL,...
-    time_col: str | None = None      # timestamp column; None: the first column when it parses as timestamps
-    lookback: int = 48               # L, input rows per window
-    horizon: int = 12                # H, rows forecast per window
-    split: str = "ratio"             # ratio (val/test fractions at the end) | ett (12/4/4 months)
-    val_fraction: float = 0.1
-    test_fraction: float = 0.2
-    season: int | None = None        # seasonal-naive period in rows; None: from the timestamps' step
-    fill: str = "ffill"              # missing values: ffill | interpolate | zero | none (refuse)
-    categorical: str = "onehot"      # non-numeric input columns: onehot | refuse
-    scaler: str = "standard"         # standard | minmax | none, fitted on the training rows only
-    patch_len: int = 0               # P > 0: segment-level recurrence over L/P segments (SegRNN)
-    channel_independent: bool = False  # every input column a univariate series, weights shared
-    revin: bool = False              # per-window instance normalisation, added back to the forecast
-    autoregressive: bool = False     # one-step head fed back H times instead of H outputs at once
+    csv: str = setting("", "CSV file with a header row (.gz read too)", path=True)
+    data: str | None = setting(None, "registered dataset instead of a file, NAME or NAME/FILE (e.g. ett/ETTh1.csv)")
+    target: str = setting("", "column(s) to forecast, COL[,COL...], or 'all' numeric columns")
+    features: str = setting("", "input columns: 'all' numeric columns or COL,... (empty: the targets)")
+    time_col: str | None = setting(None, "timestamp column (default: the first column when it holds timestamps)")
+    lookback: int = setting(48, "input rows per window", unit="rows")
+    horizon: int = setting(12, "rows forecast per window", unit="rows")
+    split: str = setting("ratio", "ratio (validation and test fractions at the end) or ett (12/4/4 months)",
+                         choices=FORECAST_SPLITS)
+    val_fraction: float = setting(0.1, "share of rows for validation")
+    test_fraction: float = setting(0.2, "share of rows for the test")
+    season: int | None = setting(None, "seasonal-naive period (default: from the timestamps' step)", unit="rows")
+    fill: str = setting("ffill", "missing values (none: refuse them)", choices=FILL_METHODS)
+    categorical: str = setting("onehot", "non-numeric input columns", choices=CATEGORICAL)
+    scaler: str = setting("standard", "scaling fitted on the training rows only", choices=SCALERS)
+    patch_len: int = setting(0, "segment length for segment-level recurrence over lookback / patch_len segments "
+                             "(0: off)", unit="rows")
+    channel_independent: bool = setting(False, "every input column a univariate series, weights shared")
+    revin: bool = setting(False, "per-window instance normalisation, added back to the forecast")
+    autoregressive: bool = setting(False, "one-step head fed back horizon times instead of all steps at once")
 
     def validate(self) -> None:
+        _require(bool(self.csv) != bool(self.data), "give either a CSV file or a dataset name (data=...), "
+                 "not both or neither")
         for name in ("lookback", "horizon"):
             value = getattr(self, name)
             _require(isinstance(value, int) and value >= 1, f"{name} must be a positive integer, got {value!r}")
         _require_choice("split", self.split, FORECAST_SPLITS)
         _require_choice("fill", self.fill, FILL_METHODS)
         _require_choice("categorical", self.categorical, CATEGORICAL)
-        _require_choice("scaler", self.scaler, ("standard", "minmax", "none"))
+        _require_choice("scaler", self.scaler, SCALERS)
         for name in ("val_fraction", "test_fraction"):
             value = getattr(self, name)
             _require(0.0 < value < 1.0, f"{name} must be in (0, 1), got {value}")
@@ -197,6 +236,7 @@ class ForecastDataConfig:
             not (self.autoregressive and self.patch_len),
             "autoregressive forecasting works with the windowed layout only (patch_len 0)",
         )
+        _require(bool(self.target), "give the column(s) to forecast with target=COL[,COL...] or target='all'")
 
 
 @dataclass
@@ -204,23 +244,27 @@ class ClassificationDataConfig:
     """Labelled texts for classification: one source (a registered dataset, a CSV/TSV file or a folder of
     class folders), an optional official test set, and the vectoriser's settings."""
 
-    data: str | None = None          # registered dataset name (imdb)
-    csv: str | None = None           # comma- or tab-separated file (gzip allowed) with a header row
-    test_csv: str | None = None      # its official test split; without one, test = a stratified hold-out
-    dir: str | None = None           # one sub-folder of text files per class
-    test_dir: str | None = None      # the same layout for the test split
-    text_col: str = "text"
-    label_col: str = "label"
-    vocab_size: int = 20000          # V, ids including padding and out-of-vocabulary
-    max_tokens: int = 400            # N, words kept from the start of each text
-    val_fraction: float = 0.1        # stratified share of the training texts held out for validation
-    test_fraction: float = 0.2       # stratified share held out for testing when there is no test split
-    cv_folds: int = 0                # k > 1: stratified k-fold cross-validation on the training texts
-    baseline: bool = True            # also fit TF-IDF + logistic regression on the same split
+    data: str | None = setting(None, "registered labelled dataset (imdb: the official 25k/25k split)")
+    csv: str | None = setting(None, "comma- or tab-separated file with a header row (gzip allowed)", path=True)
+    test_csv: str | None = setting(None, "official test split for --csv (default: a stratified hold-out)",
+                                   path=True)
+    dir: str | None = setting(None, "folder with one sub-folder of text files per class", path=True)
+    test_dir: str | None = setting(None, "official test split for --dir (default: a stratified hold-out)",
+                                   path=True)
+    text_col: str = setting("text", "column holding the texts")
+    label_col: str = setting("label", "column holding the labels")
+    vocab_size: int = setting(20000, "vocabulary size including padding and out-of-vocabulary", unit="words")
+    max_tokens: int = setting(400, "words kept from the start of each text", unit="words")
+    val_fraction: float = setting(0.1, "stratified share of the training texts held out for validation")
+    test_fraction: float = setting(0.2, "stratified share held out for testing when there is no test split")
+    cv_folds: int = setting(0, "k > 1: also run stratified k-fold cross-validation on the training texts")
+    baseline: bool = setting(True, "also fit TF-IDF + logistic regression on the same split")
 
     def validate(self) -> None:
         sources = [name for name in ("data", "csv", "dir") if getattr(self, name)]
         _require(len(sources) == 1, f"give exactly one of data, csv and dir, got {', '.join(sources) or 'none'}")
+        _require(not (self.test_csv and not self.csv) and not (self.test_dir and not self.dir),
+                 "test_csv goes with csv and test_dir with dir")
         _require(self.vocab_size >= 3, f"vocab_size must be at least 3, got {self.vocab_size}")
         _require(self.max_tokens >= 1, f"max_tokens must be at least 1, got {self.max_tokens}")
         for name in ("val_fraction", "test_fraction"):

@@ -5,7 +5,8 @@ import torch
 from lstmkit import LSTM
 
 TOL = {"atol": 1e-5, "rtol": 1e-4}             # float32
-TOL_LAYER_NORM = {"atol": 1e-4, "rtol": 1e-3}  # normalising divides by a std that can be small
+TOL_LAYER_NORM = {"atol": 3e-4, "rtol": 1e-3}  # normalising divides by a std that can be small; on AVX2
+# without AVX-512 the products sum in another order, and one weight gradient of 64 differed by 1.8e-4
 
 
 def module_for(case):

@@ -102,7 +102,7 @@ def _bad_files(tmp_path: Path) -> dict[str, Path]:
 @pytest.mark.parametrize(
     "args, message",
     [
-        ([], "give the labelled texts with --data NAME, --csv FILE or --dir FOLDER"),
+        ([], "give exactly one of data, csv and dir, got none"),
         (["--data", "macbeth"], "dataset 'macbeth' has no labelled texts; labelled datasets: imdb"),
         (["--dir", "{empty_dir}"], "{empty_dir} has no class folders; expected one sub-folder of text files per class"),
         (["--csv", "{cols}"], "{cols} has no column 'text', 'label'; its columns are 'review', 'stars'"),
@@ -110,7 +110,7 @@ def _bad_files(tmp_path: Path) -> dict[str, Path]:
         (["--csv", "{blank}"],
          "{blank}, column 'text': 1 of 3 rows have an empty text (data rows 2); remove or fill them"),
         (["--csv", "{latin}"], "{latin} is not UTF-8 text (byte 0xef at offset 13); convert it to UTF-8"),
-        (["--test-csv", "{one}", "--dir", "{empty_dir}"], "--test-csv goes with --csv and --test-dir with --dir"),
+        (["--test-csv", "{one}", "--dir", "{empty_dir}"], "test_csv goes with csv and test_dir with dir"),
     ],
 )
 def test_train_errors_exit_2_and_write_nothing(tmp_path, capsys, args, message):

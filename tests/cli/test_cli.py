@@ -227,7 +227,7 @@ def test_usage_errors_are_one_line(capsys):
     err = capsys.readouterr().err
     assert err == "error: argument --out: expected one argument (see `lstmkit textgen train --help`)\n"
     code, _, err = _run(capsys, "textgen", "train", "--out", "x")
-    assert code == 2 and err == "error: give the text to learn from with --text FILE or --data NAME\n"
+    assert code == 2 and err == "error: give either a text file or a dataset name (data=...), not both or neither\n"
 
 
 def test_console_script_and_module_entry_points(tmp_path):

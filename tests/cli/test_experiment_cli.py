@@ -22,7 +22,7 @@ def test_memory_adding_writes_results(tmp_path, capsys):
     assert [(r["cell"], r["length"], r["task"]) for r in rows] == [
         ("rnn", 4, "adding"), ("lstm", 4, "adding"), ("rnn", 6, "adding"), ("lstm", 6, "adding")
     ]
-    assert json.loads((out / "config.json").read_text())["seed"] == 3
+    assert json.loads((out / "config.json").read_text())["experiment"]["seed"] == 3
     lines = stdout.splitlines()
     assert lines[0].split() == ["cell", "length", "test_mse", "seconds"]
     assert lines[1].split()[:3] == ["rnn", "4", f"{rows[0]['test_mse']:.4f}"]

@@ -9,6 +9,7 @@ from torch import nn
 from lstmkit import LstmkitError
 from lstmkit.config import ModelConfig
 from lstmkit.experiment import (
+    COPY_SYMBOLS,
     MemoryConfig,
     MemoryModel,
     MemoryObjective,
@@ -17,7 +18,6 @@ from lstmkit.experiment import (
     input_gradient_norms,
     run_memory,
 )
-from lstmkit.experiment.data import COPY_SYMBOLS
 
 TINY = dict(hidden_size=4, steps=4, batch_size=8, evals=2, val_size=16, test_size=24, quiet=True)
 

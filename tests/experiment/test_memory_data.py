@@ -4,8 +4,7 @@ import pytest
 import torch
 
 from lstmkit import LstmkitError
-from lstmkit.experiment import FreshBatches, adding_problem, copy_task, make_batch
-from lstmkit.experiment.data import COPY_SPAN, COPY_SYMBOLS
+from lstmkit.experiment import COPY_SPAN, COPY_SYMBOLS, FreshBatches, adding_problem, copy_task, make_batch
 
 
 def _gen(seed=0):

@@ -2,9 +2,11 @@
 
 import argparse
 
+NAME, HELP = "data", "the dataset registry"
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    data = sub.add_parser("data", help="the dataset registry").add_subparsers(
+    data = sub.add_parser(NAME, help=HELP).add_subparsers(
         dest="action", required=True, metavar="{list,download}"
     )
     data.add_parser("list", help="registered datasets and where a copy was found").set_defaults(run=_data_list)

@@ -6,9 +6,11 @@ from pathlib import Path
 from ..errors import LstmkitError
 from .args import positive_int
 
+NAME, HELP = "inspect", "see inside a trained LSTM: gates, cell states, units that track features"
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("inspect", help="see inside a trained LSTM: gates, cell states, units that track features")
+    p = sub.add_parser(NAME, help=HELP)
     p.add_argument("run_dir", metavar="DIR", help="run folder of an LSTM (made by `lstmkit textgen train`)")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--text", help="the text to read")

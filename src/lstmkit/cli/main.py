@@ -15,12 +15,18 @@ from .args import Parser
 COMMANDS = (textgen, data, forecast, inspect, experiment, classify)  # each adds its sub-command: add_parser(sub)
 
 
-def build_parser() -> Parser:
+def build_parser(argv: Sequence[str] | None = None) -> Parser:
+    """The whole parser; with ``argv``, only the command it names gets its options (the others are listed
+    with their help), so that a command does not import every task to start."""
     parser = Parser(prog="lstmkit", description="LSTM networks for text and time series.")
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True)
+    named = next((a for a in argv if not a.startswith("-")), None) if argv is not None else None
     for command in COMMANDS:
-        command.add_parser(sub)
+        if argv is None or command.NAME == named:
+            command.add_parser(sub)
+        else:
+            sub.add_parser(command.NAME, help=command.HELP)
     return parser
 
 
@@ -31,7 +37,8 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(argv).parse_args(argv)
     from ..utils.logging import configure
 
     configure(quiet=bool(getattr(args, "quiet", False)))

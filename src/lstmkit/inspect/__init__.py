@@ -11,11 +11,10 @@ Example:
 from .features import FEATURES, correlation, text_features, top_units
 from .report import Report, build_report, inspect_run, write_report
 from .saturation import Saturation, saturation
-from .trace import LOADERS, QUANTITIES, Subject, Trace, load_subject, register_loader, trace
+from .trace import QUANTITIES, Subject, Trace, load_subject, trace
 
 __all__ = [
     "FEATURES",
-    "LOADERS",
     "QUANTITIES",
     "Report",
     "Saturation",
@@ -25,7 +24,6 @@ __all__ = [
     "correlation",
     "inspect_run",
     "load_subject",
-    "register_loader",
     "saturation",
     "text_features",
     "top_units",

@@ -1,7 +1,7 @@
 """Per-step LSTM activations of a trained run on a user's text, as numpy arrays with named dimensions.
 
-Owns loading a run for inspection (which run types are supported and how their text becomes LSTM inputs)
-and the Trace container; features, saturation and the HTML page are in the neighbouring modules.
+Owns loading a run for inspection (each task says through ``Task.text_view`` whether and how its text
+becomes LSTM inputs) and the Trace container; features, saturation and the HTML page are in the neighbouring modules.
 """
 
 import logging
@@ -17,6 +17,8 @@ from torch import Tensor
 
 from ..errors import LstmkitError
 from ..nn import LSTM
+from ..tasks import registry
+from ..tasks.base import Task
 from ..train.runs import read_json
 
 _log = logging.getLogger(__name__)
@@ -61,81 +63,43 @@ def _require_lstm(rnn: Any, path: Path | None) -> None:
         )
 
 
-def _from_language_model(task: str, path: Path | None, model: Any, vocab: Any) -> Subject:
-    """A Subject from a LanguageModel (``.encoder.embedding``, ``.encoder.rnn``) and a CharVocab."""
-    rnn = model.encoder.rnn
-    _require_lstm(rnn, path)
-
-    def to_inputs(text: str) -> Tensor:
-        unknown = vocab.unknown(text)
-        if unknown:
-            _log.warning("%d character(s) unseen in training read as 'unknown': %r", len(unknown), "".join(unknown))
-        return model.encoder.embedding(vocab.encode(text)[None])        # (1, T, E)
-
-    return Subject(task, path, rnn, lambda text: list(vocab.prepare(text)), to_inputs)
-
-
-def _from_classifier(path: Path | None, clf: Any) -> Subject:
-    """A Subject from a word-level text classifier (``.model.encoder``, ``.vectorizer``); tokens are words."""
-    rnn = clf.model.encoder.rnn
-    _require_lstm(rnn, path)
-
-    def to_inputs(text: str) -> Tensor:
-        return clf.model.encoder.embedding(torch.tensor([clf.vectorizer.encode_one(text)]))  # (1, T, E)
-
-    return Subject("classify", path, rnn, lambda text: clf.vectorizer.tokens(text) or ["<oov>"], to_inputs)
-
-
-def _load_textgen(path: Path) -> Subject:
-    from .. import textgen
-
-    gen = textgen.load(path)
-    return _from_language_model("textgen", path, gen.model, gen.vocab)
-
-
-def _load_classify(path: Path) -> Subject:
-    from .. import classify
-
-    return _from_classifier(path, classify.load(path))
-
-
-# run type (config.json "task") -> loader; language-model runs plug in here with register_loader
-LOADERS: dict[str, Callable[[Path], Subject]] = {"textgen": _load_textgen, "classify": _load_classify}
-
-
-def register_loader(task: str, loader: Callable[[Path], Subject]) -> None:
-    """Lets ``inspect`` read the runs of another task: ``loader(folder) -> Subject``."""
-    LOADERS[task] = loader
+def _from_predictor(predictor: Any, path: Path | None) -> Subject:
+    """A Subject from a loaded predictor, through its task's ``text_view``."""
+    task_name = getattr(getattr(predictor, "config", None), "task", None)
+    if task_name not in registry.TASK_NAMES:
+        raise LstmkitError(f"cannot inspect a {type(predictor).__name__}; give a run folder or a loaded model")
+    view = registry.get(task_name).text_view(predictor)
+    if view is None:
+        readable = sorted(t.name for t in registry.all_tasks() if type(t).text_view is not Task.text_view)
+        raise LstmkitError(f"inspect cannot read {task_name!r} runs yet; it reads runs of: {', '.join(readable)}")
+    _require_lstm(view.lstm, path)
+    return Subject(task_name, path, view.lstm, view.tokenize, view.to_inputs)
 
 
 def load_subject(run: Any) -> Subject:
-    """A Subject from a run folder (any registered task), a loaded TextGenerator or a loaded Classifier."""
+    """A Subject from a run folder (of any task that reads text with an LSTM) or a loaded predictor."""
     if isinstance(run, Subject):
         return run
     if not isinstance(run, (str, Path)):
-        if hasattr(run, "model") and hasattr(run, "vocab"):
-            return _from_language_model("textgen", getattr(run, "path", None), run.model, run.vocab)
-        if hasattr(run, "model") and hasattr(run, "vectorizer"):
-            return _from_classifier(getattr(run, "path", None), run)
-        raise LstmkitError(f"cannot inspect a {type(run).__name__}; give a run folder or a loaded model")
+        return _from_predictor(run, getattr(run, "path", None))
     path = Path(run)
     if not path.is_dir():
         raise LstmkitError(f"run folder not found: {path}")
     config = read_json(path / "config.json", "config.json") if (path / "config.json").is_file() else None
     if not isinstance(config, dict):
         raise LstmkitError(f"{path} is not an lstmkit run folder (no config.json)")
-    task = config.get("task")
-    if task not in LOADERS:
-        raise LstmkitError(
-            f"inspect cannot read {task!r} runs yet; it reads runs of: {', '.join(sorted(LOADERS))}"
-        )
+    readable = sorted(t.name for t in registry.all_tasks() if type(t).text_view is not Task.text_view)
+    if config.get("task") not in readable:
+        raise LstmkitError(f"inspect cannot read {config.get('task')!r} runs yet; it reads runs of: "
+                           f"{', '.join(readable)}")
+    task = registry.get(config["task"])
     cell = config.get("model", {}).get("cell", "lstm") if isinstance(config.get("model"), dict) else "lstm"
     if cell != "lstm":
         raise LstmkitError(
             f"inspect shows LSTM gates and cell states, but the run in {path} uses a {cell.upper()}; "
             "train it with --cell lstm"
         )
-    return LOADERS[task](path)
+    return _from_predictor(task.load(path), path)
 
 
 @dataclass

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
@@ -21,10 +22,9 @@ from ..data.timeseries import SeriesTable, check_bounds, read_series
 from ..errors import LstmkitError
 from ..models.forecaster import Forecaster, build_forecaster
 from ..train import check_new_output, write_folder
-from ..train.checkpoint import load_weights
 from ..train.runs import json_bytes, read_json
 from ..utils.seed import set_seed
-from .base import apply_settings, fit_run, load_config
+from .base import Example, Task, fit_run
 from .forecast_data import SeriesLayout, check_columns, prepare_series, time_index
 from .forecast_eval import evaluate_test, summarise_folds
 
@@ -62,22 +62,12 @@ class ForecastObjective:
         return {"loss": sq / n, "mae": ab / n}
 
 
-def _resolve_source(csv: str | Path | None, data: str | None) -> Path:
-    """A CSV path, or a registered dataset as NAME or NAME/FILE (``lstmkit data list``)."""
-    if (csv is None) == (data is None):
-        raise LstmkitError("give either a CSV file or a dataset name (data=...), not both or neither")
-    if data is not None:
-        name, _, file = data.partition("/")
+def source_path(data: ForecastDataConfig) -> Path:
+    """The CSV to read: the csv path, or a registered dataset as NAME or NAME/FILE (``lstmkit data list``)."""
+    if data.data:
+        name, _, file = data.data.partition("/")
         return locate(name, file or None)
-    return Path(csv)
-
-
-def _settings_config(path: Path, settings: dict[str, Any]) -> RunConfig:
-    config = apply_settings(default_config(), {**settings, "csv": str(path.resolve())})
-    config.validate()
-    if not config.data.target:
-        raise LstmkitError("give the column(s) to forecast with target=COL[,COL...] or target='all'")
-    return config
+    return Path(data.csv)
 
 
 def _add_to_folder(out: Path, files: dict[str, bytes]) -> None:
@@ -90,21 +80,80 @@ def _add_to_folder(out: Path, files: dict[str, bytes]) -> None:
     write_folder(out, {**existing, **files})
 
 
-def _fit(config: RunConfig, table: SeriesTable, out: Path, bounds: tuple[int, int, int] | None) -> "SeriesForecaster":
-    """Prepares the series, trains into ``out``, evaluates on the test windows and adds metrics and plots."""
+def _evaluate(out: Path, config: RunConfig, prepared: Any, model: nn.Module, fit_metrics: dict,
+              history: list) -> "SeriesForecaster":
+    """Scores the test windows beside the baselines and adds metrics.json's test figures and the plots."""
+    model = model.cpu().eval()
+    evaluation = evaluate_test(model, prepared, config.data, history)
+    metrics = {**fit_metrics, **evaluation.metrics, "data": prepared.report}
+    _add_to_folder(out, {"metrics.json": json_bytes(metrics), **evaluation.plots})
+    return SeriesForecaster(model, prepared.layout, prepared.scaler, config, metrics, out)
+
+
+def _fit(config: RunConfig, table: SeriesTable, out: Path, bounds: tuple[int, int, int] | None,
+         resume: bool = False) -> "SeriesForecaster":
+    """Prepares the series, trains into ``out`` (continuing it with ``resume``), evaluates on the test
+    windows and adds metrics and plots."""
     prepared = prepare_series(config.data, table, bounds)
-    set_seed(config.train.seed, config.train.deterministic)
+    if not resume:
+        set_seed(config.train.seed, config.train.deterministic)
     model = build_forecaster(config.model, config.data, len(prepared.layout.encoded), len(prepared.layout.targets))
     d, batch = config.data, config.train.batch_size
     train = prepared.windows("train", batch, d.lookback, d.horizon)
     val = prepared.windows("val", max(batch, 256), d.lookback, d.horizon)
     fitted = {"series": prepared.layout.to_json(), "scaler": prepared.scaler.to_json()}
-    result = fit_run(out, config, fitted, model, ForecastObjective(), train, val, restore=False)
-    model = model.cpu().eval()
-    evaluation = evaluate_test(model, prepared, config.data, result.history)
-    metrics = {**result.metrics, **evaluation.metrics, "data": prepared.report}
-    _add_to_folder(out, {"metrics.json": json_bytes(metrics), **evaluation.plots})
-    return SeriesForecaster(model, prepared.layout, prepared.scaler, config, metrics, out)
+    result = fit_run(out, config, fitted, model, ForecastObjective(), train, val, restore=resume)
+    return _evaluate(out, config, prepared, model, result.metrics, result.history)
+
+
+class ForecastingTask(Task):
+    """``forecast``: a forecaster of the next horizon rows of a CSV series, tested beside baselines."""
+
+    name = TASK
+    help = "time-series forecasting from a CSV"
+    fitted_files = ("series", "scaler")
+    unused = frozenset({"pooling"})
+
+    def default_config(self) -> RunConfig:
+        return default_config()
+
+    def build_model(self, config: RunConfig, fitted: dict[str, Any]) -> nn.Module:
+        layout = SeriesLayout.from_json(fitted["series"])
+        return build_forecaster(config.model, config.data, len(layout.encoded), len(layout.targets))
+
+    def fit(self, config: RunConfig, out: Path, resume: bool) -> "SeriesForecaster":
+        table = read_series(source_path(config.data), config.data.time_col)
+        return _fit(config, table, out, None, resume)
+
+    def finish(self, config: RunConfig, out: Path) -> "SeriesForecaster":
+        run = self.load(out)
+        if "test" in run.metrics:
+            return run
+        prepared = prepare_series(config.data, read_series(source_path(config.data), config.data.time_col), None)
+        history = read_json(out / "history.json", "history.json")
+        return _evaluate(out, config, prepared, run.model, run.metrics, history)
+
+    def predictor(self, model: nn.Module, config: RunConfig, fitted: dict[str, Any], metrics: dict,
+                  path: Path) -> "SeriesForecaster":
+        layout = SeriesLayout.from_json(fitted["series"])
+        return SeriesForecaster(model, layout, ColumnScaler.from_json(fitted["scaler"]), config, metrics, path)
+
+    def default_out(self, settings: dict[str, Any]) -> str:
+        source = settings.get("csv") or settings.get("data") or "series"
+        return f"runs/forecast-{Path(source).name.split('.')[0]}"
+
+    def example(self, folder: Path) -> Example:
+        months = pd.date_range("2000-01-01", periods=96, freq="MS")
+        k = np.arange(96)
+        values = 100 + k + 20 * np.sin(2 * np.pi * k / 12)
+        path = Path(folder) / "tiny-series.csv"
+        pd.DataFrame({"month": months.strftime("%Y-%m"), "y": values.round(2)}).to_csv(path, index=False)
+        tiny = {"csv": str(path), "target": "y", "lookback": 12, "horizon": 3, "hidden_size": 8, "batch_size": 8,
+                "epochs": 3, "max_steps": 12, "quiet": True}
+        return Example(tiny, (str(path),), {**tiny, "lookback": 0}, "lookback must be a positive integer")
+
+
+FORECAST = ForecastingTask()
 
 
 def train(
@@ -113,6 +162,7 @@ def train(
     out: str | Path,
     data: str | None = None,
     overwrite: bool = False,
+    resume: bool = False,
     **settings: Any,
 ) -> "SeriesForecaster":
     """Trains a forecaster on a CSV series, evaluates it on the test split beside baselines, writes its run.
@@ -121,6 +171,7 @@ def train(
         csv: the CSV file (``.gz`` too); or
         data: a registered dataset, "NAME" or "NAME/FILE" (e.g. "ett/ETTh1.csv").
         out: the run folder to create (refused if it exists, unless ``overwrite``).
+        resume: continue the run in ``out`` from its checkpoint (see ``lstmkit.textgen.train``).
         **settings: any field of ForecastDataConfig (target, features, lookback, horizon, split, patch_len,
             channel_independent, revin, ...), ModelConfig or TrainConfig; ``target`` is required.
 
@@ -128,12 +179,8 @@ def train(
         A SeriesForecaster with the trained model; its ``metrics`` hold ``test``, ``test_original`` and
         ``baselines``.
     """
-    out = Path(out)
-    path = _resolve_source(csv, data)
-    check_new_output(out, overwrite)
-    config = _settings_config(path, settings)
-    table = read_series(path, config.data.time_col)
-    return _fit(config, table, out, None)
+    sources = {"csv": str(csv) if csv is not None else None, "data": data}
+    return FORECAST.train(out=out, overwrite=overwrite, resume=resume, **sources, **settings)
 
 
 def backtest(
@@ -148,14 +195,14 @@ def backtest(
     """Rolling-origin backtest: the last ``test_fraction`` of the rows is cut into ``folds`` blocks; fold j
     trains a fresh model on every row before block j (its last ``val_fraction`` of the file for validation,
     scaler refitted), and tests on block j. Writes ``backtest.json`` (each fold, and the mean and std of every
-    metric across folds, for the model and the baselines) and each fold's metrics.json into ``out``."""
+    metric across folds, for the model and the baselines) and each fold's metrics.json into ``out``; returns
+    backtest.json's contents and the folder's ``path``."""
     out = Path(out)
-    path = _resolve_source(csv, data)
     check_new_output(out, overwrite)
     if folds < 2:
         raise LstmkitError(f"folds must be at least 2, got {folds}")
-    config = _settings_config(path, settings)
-    table = read_series(path, config.data.time_col)
+    config = FORECAST.new_config({"csv": str(csv) if csv is not None else None, "data": data, **settings})
+    table = read_series(source_path(config.data), config.data.time_col)
     d, rows = config.data, len(table.frame)
     test_rows, val_rows = round(rows * d.test_fraction), round(rows * d.val_fraction)
     block = test_rows // folds
@@ -176,7 +223,7 @@ def backtest(
             files[f"fold-{j + 1}/metrics.json"] = json_bytes(run.metrics)
     report = {"folds": results, "summary": summarise_folds(results)}
     write_folder(out, {"config.json": json_bytes(config.to_dict()), "backtest.json": json_bytes(report), **files})
-    return report
+    return {**report, "path": str(out)}
 
 
 class SeriesForecaster:
@@ -218,11 +265,4 @@ class SeriesForecaster:
 
 def load(folder: str | Path) -> SeriesForecaster:
     """Loads a forecasting run folder (config.json, series.json, scaler.json, model.safetensors); no pickle."""
-    folder = Path(folder)
-    config = load_config(folder, TASK, ForecastDataConfig)
-    layout = SeriesLayout.from_json(read_json(folder / "series.json", "series.json"))
-    scaler = ColumnScaler.from_json(read_json(folder / "scaler.json", "scaler.json"))
-    model = build_forecaster(config.model, config.data, len(layout.encoded), len(layout.targets))
-    load_weights(model, folder / "model.safetensors")
-    metrics = read_json(folder / "metrics.json", "metrics.json") if (folder / "metrics.json").is_file() else {}
-    return SeriesForecaster(model.eval(), layout, scaler, config, metrics, folder)
+    return FORECAST.load(folder)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -28,11 +29,10 @@ from ..errors import LstmkitError
 from ..eval.confusion_plot import confusion_matrix_png
 from ..eval.metrics import classification_metrics
 from ..models.classifier import TextClassifier, build_classifier
-from ..train import Trainer, check_new_output, write_folder
-from ..train.checkpoint import load_weights
+from ..train import Trainer, write_folder
 from ..train.runs import json_bytes, read_json
 from ..utils.seed import set_seed
-from .base import apply_settings, fit_run, load_config
+from .base import Example, Task, TextView, fit_run
 
 TASK = "classify"
 EVAL_BATCH = 256
@@ -193,6 +193,83 @@ def _evaluate_run(
     classifier.metrics = metrics
 
 
+class ClassificationTask(Task):
+    """``classify``: a text classifier evaluated on the test split beside TF-IDF + logistic regression."""
+
+    name = TASK
+    help = "text classification (sentiment, topics)"
+    fitted_files = ("vectorizer", "labels")
+
+    def default_config(self) -> RunConfig:
+        return default_config()
+
+    def build_model(self, config: RunConfig, fitted: dict[str, Any]) -> nn.Module:
+        vectorizer = TextVectorizer.from_json(fitted["vectorizer"])
+        return build_classifier(config.model, len(vectorizer), len(fitted["labels"]["classes"]))
+
+    def _splits(self, config: RunConfig) -> LabelledSplits:
+        splits = load_splits(config.data, config.train.seed)
+        _log.info("%d training, %d validation and %d test texts (%s test split), classes %s", len(splits.train),
+                  len(splits.val), len(splits.test), splits.test_source, ", ".join(splits.classes))
+        return splits
+
+    def fit(self, config: RunConfig, out: Path, resume: bool) -> "Classifier":
+        set_seed(config.train.seed, config.train.deterministic)
+        splits = self._splits(config)
+        if resume and (out / "cv.json").is_file():
+            cv = read_json(out / "cv.json", "cv.json")
+        else:
+            cv = cross_validate(config, splits.train, splits.classes) if config.data.cv_folds else None
+        set_seed(config.train.seed, config.train.deterministic)
+        vectorizer = TextVectorizer.fit(splits.train.texts, config.data.vocab_size, config.data.max_tokens)
+        fitted = {"vectorizer": vectorizer.to_json(), "labels": {"classes": splits.classes}}
+        model = self.build_model(config, fitted)
+        objective = ClassificationObjective(len(splits.classes))
+        result = fit_run(out, config, fitted, model, objective,
+                         _encode(vectorizer, splits.train, splits.classes, config.train.batch_size, trim=True),
+                         _encode(vectorizer, splits.val, splits.classes, EVAL_BATCH), restore=resume,
+                         extra={"cv.json": json_bytes(cv)} if cv is not None else None)
+        classifier = Classifier(model.cpu().eval(), vectorizer, splits.classes, config, result.metrics, out)
+        _evaluate_run(out, classifier, splits, config, cv)
+        return classifier
+
+    def finish(self, config: RunConfig, out: Path) -> "Classifier":
+        classifier = self.load(out)
+        if "test" not in classifier.metrics:
+            cv = read_json(out / "cv.json", "cv.json") if (out / "cv.json").is_file() else None
+            _evaluate_run(out, classifier, self._splits(config), config, cv)
+        return classifier
+
+    def predictor(self, model: nn.Module, config: RunConfig, fitted: dict[str, Any], metrics: dict,
+                  path: Path) -> "Classifier":
+        vectorizer = TextVectorizer.from_json(fitted["vectorizer"])
+        return Classifier(model, vectorizer, fitted["labels"]["classes"], config, metrics, path)
+
+    def example(self, folder: Path) -> Example:
+        good = ["a wonderful moving film", "great acting and a fine story", "loved every minute of it",
+                "a joy to watch", "brilliant and warm"]
+        bad = ["a dull and boring film", "terrible acting and a thin story", "hated every minute of it",
+               "a waste of time", "awful and cold"]
+        rows = [(t, "pos") for t in good] + [(t, "neg") for t in bad]
+        path = Path(folder) / "tiny-reviews.csv"
+        pd.DataFrame([rows[k % len(rows)] for k in range(60)], columns=["text", "label"]).to_csv(path, index=False)
+        tiny = {"csv": str(path), "hidden_size": 8, "embed_dim": 8, "vocab_size": 100, "max_tokens": 20,
+                "batch_size": 8, "epochs": 3, "max_steps": 12, "baseline": False, "quiet": True}
+        return Example(tiny, (["a wonderful film", "a boring film"],), {**tiny, "vocab_size": 2},
+                       "vocab_size must be at least 3")
+
+    def text_view(self, predictor: "Classifier") -> TextView:
+        encoder, vectorizer = predictor.model.encoder, predictor.vectorizer
+
+        def to_inputs(text: str) -> Tensor:
+            return encoder.embedding(torch.tensor([vectorizer.encode_one(text)]))  # (1, T, E)
+
+        return TextView(encoder.rnn, lambda text: vectorizer.tokens(text) or ["<oov>"], to_inputs)
+
+
+CLASSIFY = ClassificationTask()
+
+
 def train(
     csv: str | Path | None = None,
     *,
@@ -202,6 +279,7 @@ def train(
     test_csv: str | Path | None = None,
     test_dir: str | Path | None = None,
     overwrite: bool = False,
+    resume: bool = False,
     **settings: Any,
 ) -> "Classifier":
     """Trains a text classifier, evaluates it on the test split beside the baseline, and writes its run folder.
@@ -212,34 +290,16 @@ def train(
         dir: a folder with one sub-folder of text files per class.
         test_csv / test_dir: the official test split for ``csv`` / ``dir`` (else a stratified hold-out).
         out: the run folder to create (refused if it exists, unless ``overwrite``).
+        resume: continue the run in ``out`` from its checkpoint (see ``lstmkit.textgen.train``).
         **settings: any field of ClassificationDataConfig, ModelConfig or TrainConfig (max_tokens,
             vocab_size, pooling, hidden_size, max_time, cv_folds, ...).
 
     Returns:
         A Classifier holding the trained model; ``.metrics`` is the run's metrics.json.
     """
-    out = Path(out)
-    check_new_output(out, overwrite)
     paths = {"csv": csv, "test_csv": test_csv, "dir": dir, "test_dir": test_dir}
-    paths = {k: str(Path(v).resolve()) for k, v in paths.items() if v is not None}
-    config = apply_settings(default_config(), {**settings, **paths, "data": data})
-    config.validate()
-    set_seed(config.train.seed, config.train.deterministic)
-    splits = load_splits(config.data, config.train.seed)
-    _log.info("%d training, %d validation and %d test texts (%s test split), classes %s", len(splits.train),
-              len(splits.val), len(splits.test), splits.test_source, ", ".join(splits.classes))
-    cv = cross_validate(config, splits.train, splits.classes) if config.data.cv_folds else None
-    set_seed(config.train.seed, config.train.deterministic)
-    vectorizer = TextVectorizer.fit(splits.train.texts, config.data.vocab_size, config.data.max_tokens)
-    model = build_classifier(config.model, len(vectorizer), len(splits.classes))
-    objective = ClassificationObjective(len(splits.classes))
-    fitted = {"vectorizer": vectorizer.to_json(), "labels": {"classes": splits.classes}}
-    result = fit_run(out, config, fitted, model, objective,
-                     _encode(vectorizer, splits.train, splits.classes, config.train.batch_size, trim=True),
-                     _encode(vectorizer, splits.val, splits.classes, EVAL_BATCH), restore=False)
-    classifier = Classifier(model.cpu().eval(), vectorizer, splits.classes, config, result.metrics, out)
-    _evaluate_run(out, classifier, splits, config, cv)
-    return classifier
+    sources = {k: str(v) if v is not None else None for k, v in paths.items()} | {"data": data}
+    return CLASSIFY.train(out=out, overwrite=overwrite, resume=resume, **sources, **settings)
 
 
 class Classifier:
@@ -296,11 +356,4 @@ class Classifier:
 
 def load(folder: str | Path) -> Classifier:
     """Loads a classification run folder (config.json, vectorizer.json, labels.json, model.safetensors)."""
-    folder = Path(folder)
-    config = load_config(folder, TASK, ClassificationDataConfig)
-    vectorizer = TextVectorizer.from_json(read_json(folder / "vectorizer.json", "vectorizer.json"))
-    classes = read_json(folder / "labels.json", "labels.json")["classes"]
-    model = build_classifier(config.model, len(vectorizer), len(classes))
-    load_weights(model, folder / "model.safetensors")
-    metrics = read_json(folder / "metrics.json", "metrics.json") if (folder / "metrics.json").is_file() else {}
-    return Classifier(model.eval(), vectorizer, classes, config, metrics, folder)
+    return CLASSIFY.load(folder)

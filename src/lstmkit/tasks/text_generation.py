@@ -18,11 +18,9 @@ from ..errors import LstmkitError
 from ..eval import language_model_metrics
 from ..models import LanguageModel, build_language_model
 from ..nn import detach
-from ..train import check_new_output
-from ..train.checkpoint import load_weights
 from ..train.runs import read_json
 from ..utils.seed import set_seed
-from .base import apply_settings, fit_run, load_config, resume_config
+from .base import Example, Task, TextView, fit_run
 
 STREAM_CHUNK = 64  # characters generated per call into the model while streaming
 
@@ -83,7 +81,7 @@ class PreparedText:
 
 def prepare_text(config: TextDataConfig) -> PreparedText:
     """Reads the text, splits off the validation tail, and fits the vocabulary on the training part."""
-    text = read_text(config.text)
+    text = read_text(locate(config.data) if config.data else config.text)
     train_text, val_text = split_tail(text, config.val_fraction)
     vocab = CharVocab.fit(train_text, config.lowercase)
     if len(train_text) < config.seq_len + 1:
@@ -99,6 +97,63 @@ def prepare_text(config: TextDataConfig) -> PreparedText:
                   len(unknown), "".join(unknown))
     digest = hashlib.sha256(text.encode()).hexdigest()
     return PreparedText(vocab, vocab.encode(train_text), vocab.encode(val_text), digest)
+
+
+class TextGenerationTask(Task):
+    """``textgen``: a character-level language model of one text file."""
+
+    name = TASK
+    help = "character-level text generation"
+    fitted_files = ("vocab",)
+    unused = frozenset({"pooling", "bidirectional"})
+
+    def default_config(self) -> RunConfig:
+        return default_config()
+
+    def build_model(self, config: RunConfig, fitted: dict[str, Any]) -> nn.Module:
+        return build_language_model(config.model, len(CharVocab.from_json(fitted["vocab"])))
+
+    def fit(self, config: RunConfig, out: Path, resume: bool) -> "TextGenerator":
+        prepared = prepare_text(config.data)
+        if resume:
+            if read_json(out / "vocab.json", "vocab.json").get("text_sha256") != prepared.text_sha256:
+                raise LstmkitError(f"the text {config.data.text or config.data.data} changed since the run "
+                                   "started; cannot resume")
+        else:
+            set_seed(config.train.seed, config.train.deterministic)
+        fitted = {"vocab": {**prepared.vocab.to_json(), "text_sha256": prepared.text_sha256}}
+        model = self.build_model(config, fitted)
+        objective = CharLMObjective(prepared.vocab, config.data.seq_len)
+        windows = LMWindows(prepared.train_ids, config.data.seq_len, config.train.batch_size)
+        result = fit_run(out, config, fitted, model, objective, windows, prepared.val_ids, restore=resume)
+        return TextGenerator(model.cpu().eval(), prepared.vocab, config, result.metrics, out)
+
+    def predictor(self, model: nn.Module, config: RunConfig, fitted: dict[str, Any], metrics: dict,
+                  path: Path) -> "TextGenerator":
+        return TextGenerator(model, CharVocab.from_json(fitted["vocab"]), config, metrics, path)
+
+    def example(self, folder: Path) -> Example:
+        words = "the king and the queen walk to the castle at night while the wind blows over the hill "
+        path = Path(folder) / "tiny.txt"
+        path.write_text("".join(f"{words}{k % 7}\n" for k in range(40)))
+        tiny = {"text": str(path), "seq_len": 20, "hidden_size": 16, "embed_dim": 8, "num_layers": 1,
+                "batch_size": 8, "epochs": 3, "max_steps": 12, "quiet": True}
+        return Example(tiny, ("the ",), {**tiny, "seq_len": 0}, "seq_len must be at least 1")
+
+    def text_view(self, predictor: "TextGenerator") -> TextView:
+        model, vocab = predictor.model, predictor.vocab
+
+        def to_inputs(text: str) -> Tensor:
+            unknown = vocab.unknown(text)
+            if unknown:
+                _log.warning("%d character(s) unseen in training read as 'unknown': %r", len(unknown),
+                             "".join(unknown))
+            return model.encoder.embedding(vocab.encode(text)[None])   # (1, T, E)
+
+        return TextView(model.encoder.rnn, lambda text: list(vocab.prepare(text)), to_inputs)
+
+
+TEXTGEN = TextGenerationTask()
 
 
 def train(
@@ -117,36 +172,15 @@ def train(
         data: the name of a registered dataset (``lstmkit data list``), e.g. "macbeth".
         out: the run folder to create (refused if it exists, unless ``overwrite``).
         overwrite: replace an existing run folder (only once the new run has something to save).
-        resume: continue the run in ``out`` from its checkpoint; ``epochs``, ``max_steps`` and ``max_time``
-            may be given again (the others come from its config.json).
+        resume: continue the run in ``out`` from its checkpoint; settings equal to the saved ones are
+            accepted, ``epochs``, ``max_steps`` and ``max_time`` may change (unset, they keep their values).
         **settings: any field of TextDataConfig, ModelConfig or TrainConfig (seq_len, hidden_size, lr, ...).
 
     Returns:
         A TextGenerator holding the trained model.
     """
-    out = Path(out)
-    if resume:
-        config = resume_config(out, load_config(out, TASK, TextDataConfig), settings)
-        if config is None:
-            return load(out)
-        prepared = prepare_text(config.data)
-        if read_json(out / "vocab.json", "vocab.json").get("text_sha256") != prepared.text_sha256:
-            raise LstmkitError(f"the text {config.data.text} changed since the run started; cannot resume")
-    else:
-        if (text is None) == (data is None):
-            raise LstmkitError("give either a text file or a dataset name (data=...), not both or neither")
-        check_new_output(out, overwrite)
-        path = locate(data) if data is not None else Path(text)
-        config = apply_settings(default_config(), {**settings, "text": str(Path(path).resolve())})
-        config.validate()
-        prepared = prepare_text(config.data)
-        set_seed(config.train.seed, config.train.deterministic)
-    model = build_language_model(config.model, len(prepared.vocab))
-    fitted = {"vocab": {**prepared.vocab.to_json(), "text_sha256": prepared.text_sha256}}
-    objective = CharLMObjective(prepared.vocab, config.data.seq_len)
-    windows = LMWindows(prepared.train_ids, config.data.seq_len, config.train.batch_size)
-    result = fit_run(out, config, fitted, model, objective, windows, prepared.val_ids, restore=resume)
-    return TextGenerator(model.cpu().eval(), prepared.vocab, config, result.metrics, out)
+    sources = {"text": str(text) if text is not None else None, "data": data}
+    return TEXTGEN.train(out=out, overwrite=overwrite, resume=resume, **sources, **settings)
 
 
 class TextGenerator:
@@ -201,13 +235,12 @@ class TextGenerator:
         """The generated continuation of ``prime`` as one string (see ``stream``)."""
         return "".join(self.stream(prime, length, temperature, top_k, seed))
 
+    def predict(self, prime: str | None = None, length: int = 100, temperature: float = 1.0,
+                top_k: int | None = None, seed: int | None = 0) -> str:
+        """``sample`` with a fixed seed by default: the same prime gives the same text."""
+        return self.sample(prime, length, temperature, top_k, seed)
 
-def load(folder: str | Path) -> TextGenerator:
+
+def load(folder: str | Path) -> "TextGenerator":
     """Loads a text-generation run folder (config.json, vocab.json, model.safetensors); no pickle involved."""
-    folder = Path(folder)
-    config = load_config(folder, TASK, TextDataConfig)
-    vocab = CharVocab.from_json(read_json(folder / "vocab.json", "vocab.json"))
-    model = build_language_model(config.model, len(vocab))
-    load_weights(model, folder / "model.safetensors")
-    metrics = read_json(folder / "metrics.json", "metrics.json") if (folder / "metrics.json").is_file() else {}
-    return TextGenerator(model.eval(), vocab, config, metrics, folder)
+    return TEXTGEN.load(folder)

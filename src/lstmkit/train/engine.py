@@ -149,11 +149,11 @@ class Trainer:
 
     # ---- training ------------------------------------------------------------------------------
 
-    def _limits_reached(self, started: float) -> str:
+    def _limits_reached(self, started: float, seconds_before: float) -> str:
         cfg = self.config
         if cfg.max_steps is not None and self.state.step >= cfg.max_steps:
             return "max_steps"
-        if cfg.max_time is not None and time.perf_counter() - started >= cfg.max_time:
+        if cfg.max_time is not None and seconds_before + time.perf_counter() - started >= cfg.max_time:
             return "max_time"
         return ""
 
@@ -239,7 +239,7 @@ class Trainer:
                 for index, batch in enumerate(train.epoch(generator)):
                     if index < s.batch_in_epoch:
                         continue  # done before the run was resumed
-                    s.stop_reason = self._limits_reached(started)
+                    s.stop_reason = self._limits_reached(started, seconds_before)
                     if s.stop_reason:
                         break
                     loss = self._train_step(batch)

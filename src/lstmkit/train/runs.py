@@ -1,7 +1,15 @@
 """Run folders, written atomically: everything goes to a temporary folder beside the target, which then
-replaces the target by renames, so a reader never sees a half-written run."""
+takes the target's place in one step, so that a reader, or a process killed at any moment (SIGKILL too),
+finds either the last whole folder or the new whole folder, never a mix or nothing.
+
+The one step is the kernel's atomic exchange of two paths (Linux's renameat2 with RENAME_EXCHANGE); where
+the system has none, the old folder is renamed aside first, and a reader that finds the target missing
+takes that aside copy back (``recover``).
+"""
 
 import csv
+import ctypes
+import ctypes.util
 import io
 import json
 import os
@@ -40,10 +48,39 @@ def check_new_output(path: Path, overwrite: bool) -> None:
         raise LstmkitError(f"output path {path} exists and is not a folder")
 
 
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swaps two existing paths atomically; False where the system cannot."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0
+
+
+def recover(path: Path) -> None:
+    """Puts back a folder left renamed aside by a write killed between its two renames (systems without an
+    atomic exchange), and removes temporary folders of killed writes."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return
+    aside = sorted(path.parent.glob(f".{path.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    if aside and not path.exists():
+        aside.pop().rename(path)
+    for stale in aside + list(path.parent.glob(f".{path.name}.tmp-*")):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
 def write_folder(path: Path, files: dict[str, FileContent]) -> None:
     """Writes ``files`` (relative name -> content) as the folder ``path``, replacing any folder there."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    recover(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     umask = os.umask(0)
     os.umask(umask)
@@ -57,13 +94,15 @@ def write_folder(path: Path, files: dict[str, FileContent]) -> None:
             else:
                 content(target)
             os.chmod(target, 0o666 & ~umask)
-        if path.exists():
+        if not path.exists():
+            tmp.rename(path)
+        elif _exchange(tmp, path):
+            shutil.rmtree(tmp)  # now the old folder
+        else:
             old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
             path.rename(old)
             tmp.rename(path)
             shutil.rmtree(old)
-        else:
-            tmp.rename(path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

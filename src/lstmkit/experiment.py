@@ -5,11 +5,13 @@ Example:
     >>> results = run_memory(MemoryConfig(lengths=(50, 200)), out="runs/memory")
 """
 
-from .data import FreshBatches, adding_problem, copy_task, make_batch
-from .memory import MemoryConfig, MemoryResults, run_memory, train_one
-from .model import MemoryModel, MemoryObjective, input_gradient_norms
+from .tasks.memory import MemoryConfig, MemoryResults, run_memory, train_one
+from .tasks.memory_data import COPY_SPAN, COPY_SYMBOLS, FreshBatches, adding_problem, copy_task, make_batch
+from .tasks.memory_model import MemoryModel, MemoryObjective, input_gradient_norms
 
 __all__ = [
+    "COPY_SPAN",
+    "COPY_SYMBOLS",
     "FreshBatches",
     "MemoryConfig",
     "MemoryModel",

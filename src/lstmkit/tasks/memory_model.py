@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from ..config import ModelConfig
 from ..data.batch import Batch
 from ..models import SequenceEncoder
-from .data import COPY_SPAN, COPY_SYMBOLS
+from .memory_data import COPY_SPAN, COPY_SYMBOLS
 
 EVAL_CHUNK = 500  # sequences per forward pass when evaluating
 
