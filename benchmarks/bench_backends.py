@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 import lstmkit
-from lstmkit.backends import BACKENDS
+from lstmkit.backends import BACKENDS, unsupported
 
 VOCAB, EMBED_DIM, NUM_LAYERS, DROPOUT, LR = 60, 64, 2, 0.2, 2e-3
 BASELINE = "torch.nn.LSTM"
@@ -138,7 +138,7 @@ def main() -> None:
 
     if args.backends is None:
         spec = lstmkit.LSTM(EMBED_DIM, args.hidden_size, num_layers=NUM_LAYERS, dropout=DROPOUT).spec
-        args.backends = [n for n, b in BACKENDS.items() if b.unsupported(spec, device=device, training=True) is None]
+        args.backends = [n for n in BACKENDS if unsupported(n, spec, device=device, training=True) is None]
     contenders = [Contender(name, args, device) for name in [BASELINE, *args.backends]]
     for c in contenders:
         c.run(c.warmup)

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import workloads as wl
 
 import lstmkit
-from lstmkit.backends import BACKENDS
+from lstmkit.backends import unsupported
 
 W = wl.W1
 BASELINE = "torch (cuDNN), standard cell"
@@ -86,7 +86,7 @@ def main() -> None:
         return
     device = torch.device("cuda")
     spec = lstmkit.LSTM(W.input_size, W.hidden, layer_norm=True).spec
-    reason = BACKENDS["triton"].unsupported(spec, device=device, training=True)
+    reason = unsupported("triton", spec, device=device, training=True)
     if reason is not None:
         raise SystemExit(f"the triton backend cannot run here: {reason}")
 

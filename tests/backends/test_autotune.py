@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lstmkit import LSTM
-from lstmkit.backends import autotune, extension, select
+from lstmkit.backends import autotune, extension, plan
 
 CPU = torch.device("cpu")
 pytestmark = pytest.mark.skipif(extension.unavailable_reason() is not None, reason="no fused extension")
@@ -58,10 +58,10 @@ def test_select_measures_only_where_both_can_run(measuring):
     # real measurement on a tiny stack: the answer is one of the two, and it is what forward then uses
     spec = LSTM(3, 4).spec
     with torch.no_grad():
-        name = select("auto", spec, device=CPU, training=False, shape=(2, 5)).NAME
+        name = plan("auto", spec, device=CPU, training=False, shape=(2, 5)).name
     assert name in ("torch", "fused")
-    assert select("auto", LSTM(3, 4, zoneout=0.1).spec, device=CPU, training=True, shape=(2, 5)).NAME == "fused"
-    assert select("auto", LSTM(3, 4, proj_size=2).spec, device=CPU, training=True, shape=(2, 5)).NAME == "torch"
+    assert plan("auto", LSTM(3, 4, zoneout=0.1).spec, device=CPU, training=True, shape=(2, 5)).name == "fused"
+    assert plan("auto", LSTM(3, 4, proj_size=2).spec, device=CPU, training=True, shape=(2, 5)).name == "torch"
 
 
 def test_choices_are_kept_per_build_of_the_extension(monkeypatch, tmp_path):

@@ -7,18 +7,18 @@ import pytest
 import torch
 
 from lstmkit import GRU, LSTM, RNN, BackendUnsupported
-from lstmkit.backends import BACKENDS, select
+from lstmkit.backends import BACKENDS, plan, unsupported
 
 FAST_BACKENDS = [name for name in BACKENDS if name != "reference"]
 ATOL, RTOL = 1e-5, 1e-4  # fp32
-STACKS = {"lstm": LSTM, "gru": GRU, "rnn_tanh": RNN}
+STACKS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 
 
 def _cases(n: int = 14, seed: int = 1234):
     rng = random.Random(seed)
     cases = []
     for k in range(n):
-        mode = ("lstm", "gru", "rnn_tanh")[k % 3]
+        mode = ("lstm", "gru", "rnn")[k % 3]
         hidden = rng.randint(2, 9)
         cases.append(
             dict(
@@ -42,7 +42,7 @@ CASES = _cases()
 
 
 def _skip_unless_runs(backend, spec, training=True):
-    reason = BACKENDS[backend].unsupported(spec, device=torch.device("cpu"), training=training)
+    reason = unsupported(backend, spec, device=torch.device("cpu"), training=training)
     if reason is not None:
         pytest.skip(reason)  # what a backend declares it cannot run is tested in test_select.py
 
@@ -125,10 +125,10 @@ def test_backend_matches_reference_in_eval_mode_with_dropout(backend):
 def test_backend_declares_what_it_cannot_run(backend):
     # a backend either runs recurrent dropout while training or says so; never silently ignores it
     module = LSTM(3, 4, recurrent_dropout=0.25)
-    reason = BACKENDS[backend].unsupported(module.spec, device=torch.device("cpu"), training=True)
+    reason = unsupported(backend, module.spec, device=torch.device("cpu"), training=True)
     if reason is not None:
         with pytest.raises(BackendUnsupported):
-            select(backend, module.spec, device=torch.device("cpu"), training=True)
+            plan(backend, module.spec, device=torch.device("cpu"), training=True)
     else:
         module.backend = backend
         x = torch.randn(2, 6, 3)

@@ -14,7 +14,7 @@ import torch
 from reference_check import TOL, TOL_LAYER_NORM, assert_matches_reference, module_for, outputs_and_grads
 
 from lstmkit import LSTM, BackendUnsupported, LstmkitError
-from lstmkit.backends import _fallbacks_logged, extension, select
+from lstmkit.backends import _fallbacks_logged, extension, plan
 
 CPU = torch.device("cpu")
 
@@ -286,7 +286,7 @@ def test_step_falls_back_to_forward_with_gradients_and_refuses_bidirectional():
 
 
 def test_fused_declines_what_it_does_not_run():
-    assert select("auto", LSTM(3, 4, proj_size=2, zoneout=0.1).spec, device=CPU, training=True).NAME == "reference"
+    assert plan("auto", LSTM(3, 4, proj_size=2, zoneout=0.1).spec, device=CPU, training=True).name == "reference"
     with pytest.raises(BackendUnsupported) as err:
         LSTM(3, 4, proj_size=2, backend="fused")(torch.randn(1, 2, 3))
     assert str(err.value) == (
@@ -329,7 +329,7 @@ def test_without_the_extension_auto_falls_back_with_one_log_line(monkeypatch, ca
                 y, _ = module(torch.randn(2, 5, 3))
         assert y.shape == (2, 5, 4)
         assert [r.getMessage() for r in caplog.records] == [
-            "backend 'auto': torch.nn kernels have no zoneout; falling back from 'torch'",
+            "backend 'auto': the torch backend has no zoneout; falling back from 'torch'",
             "backend 'auto': the C++ extension is disabled by LSTMKIT_NO_EXTENSION; falling back from 'fused'",
             "backend 'auto': the triton backend runs on CUDA devices, not cpu (on the CPU only with "
             "TRITON_INTERPRET=1); falling back from 'triton'",

@@ -17,7 +17,7 @@ import torch
 from reference_check import TOL_LAYER_NORM, assert_matches_reference, module_for
 
 from lstmkit import GRU, LSTM, BackendUnsupported
-from lstmkit.backends import _fallbacks_logged, extension, reference, select, triton_gpu
+from lstmkit.backends import _fallbacks_logged, extension, plan, reference, triton_gpu, unsupported
 
 CPU = torch.device("cpu")
 
@@ -61,7 +61,7 @@ def interpreter(monkeypatch):
 def test_triton_matches_reference(name):
     case = _case(name)
     module = module_for(case)
-    assert select("triton", module.spec, device=CPU, training=case["training"]) is triton_gpu
+    assert plan("triton", module.spec, device=CPU, training=case["training"]).backend is triton_gpu
     assert_matches_reference(module, case, "triton")
 
 
@@ -88,7 +88,7 @@ def test_triton_declines_the_cpu_without_the_interpreter(monkeypatch, caplog):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     spec = LSTM(3, 4, zoneout=0.1).spec
     reason = "the triton backend runs on CUDA devices, not cpu (on the CPU only with TRITON_INTERPRET=1)"
-    assert triton_gpu.unsupported(spec, device=CPU, training=True) == reason
+    assert unsupported("triton", spec, device=CPU, training=True) == reason
     with pytest.raises(BackendUnsupported) as err:
         LSTM(3, 4, zoneout=0.1, backend="triton")(torch.randn(1, 2, 3))
     assert str(err.value) == f"backend 'triton' cannot run this configuration: {reason}"
@@ -98,7 +98,7 @@ def test_triton_declines_the_cpu_without_the_interpreter(monkeypatch, caplog):
     _fallbacks_logged.clear()
     try:
         with caplog.at_level(logging.INFO, logger="lstmkit"):
-            assert select("auto", spec, device=CPU, training=True).NAME == "reference"
+            assert plan("auto", spec, device=CPU, training=True).name == "reference"
         assert f"backend 'auto': {reason}; falling back from 'triton'" in [r.getMessage() for r in caplog.records]
     finally:
         monkeypatch.delenv("LSTMKIT_NO_EXTENSION")
@@ -107,9 +107,9 @@ def test_triton_declines_the_cpu_without_the_interpreter(monkeypatch, caplog):
 
 def test_triton_declines_what_it_does_not_run():
     cuda = torch.device("cuda")
-    assert triton_gpu.unsupported(LSTM(3, 4, proj_size=2).spec, device=cuda, training=True) == (
+    assert unsupported("triton", LSTM(3, 4, proj_size=2).spec, device=cuda, training=True) == (
         "the triton backend has no projection (proj_size)"
     )
-    assert triton_gpu.unsupported(GRU(3, 4).spec, device=cuda, training=True) == (
+    assert unsupported("triton", GRU(3, 4).spec, device=cuda, training=True) == (
         "the triton backend runs LSTM layers only"
     )

@@ -21,7 +21,7 @@ SMALL = ModelConfig(embed_dim=8, hidden_size=8, num_layers=1, dropout=0.0)
     ],
 )
 def test_forecast_shapes_and_gradients(model, options):
-    """Inputs (B, L=12, I=3) with the first K=2 columns as targets -> (B, H=5, K=2), for every layout."""
+    """Inputs (B, T=12, I=3) with the first K=2 columns as targets -> (B, F=5, K=2), for every layout."""
     net = Forecaster(model, 3, [0, 1], 2, lookback=12, horizon=5, **options)
     x = torch.randn(4, 12, 3)
     y = net(x)

@@ -1,32 +1,52 @@
 """Ways to run a whole recurrent stack, and the one function that chooses between them.
 
-Backends:
+Backends, in the order ``auto`` tries them:
     torch      torch's fused kernels (cuDNN on CUDA, oneDNN on CPU). Needs: no recurrent dropout while
                training, no zoneout, no layer norm.
     fused      lstmkit's compiled LSTM recurrence (C++ extension, built on first use): every LSTM feature
-               but projections, on the CPU.
+               but projections, on the CPU, float32; the only one that also steps and generates in one call.
     triton     the LSTM recurrence with Triton kernels per step: every LSTM feature but projections, on
                CUDA devices (on the CPU only through Triton's interpreter, TRITON_INTERPRET=1); needs triton.
     reference  a Python loop over core.step; runs every configuration; the oracle for the others.
 
-``select("auto", ...)`` takes the first backend, in that order, that can run the configuration, logging
-once per reason when it had to fall back; where both torch and fused can run a stack on the CPU, it takes
-the one measured faster for that shape on this machine (autotune.py). Naming a backend that cannot run the
-configuration raises BackendUnsupported.
+Each backend module declares what it can do, and ``unsupported`` below checks those declarations in one place:
+``MODES`` (the cells it runs), ``FEATURES`` (the StackSpec options it handles; an option it does not declare is
+refused, so a field added to StackSpec is refused until a backend handles it), ``PURPOSES`` (among "run",
+"trace", "step", "generate"), and its own ``unsupported(spec, *, device, dtype, training, purpose)`` for the
+rest (device, dtype, the extension's build). A backend never reroutes an input it cannot run: it refuses it.
+
+``plan(name, spec, ...)`` is the one decision, asked by forward, trace, step and generate alike:
+
+* "auto" takes the first backend, in the order above, that offers the purpose and can serve it, logging once
+  per reason when it had to fall back; where both torch and fused can run a stack on the CPU, it takes the one
+  measured faster for that shape on this machine (autotune.py). For step and generate, when no backend does
+  the call at once, the plan runs the stack over one-step sequences (step), or the caller loops over steps
+  (generate).
+* A named backend that cannot run the input raises BackendUnsupported with the reason. Asked to step or
+  generate, a named backend that has no one-call path runs one-step sequences; asked to trace, a backend that
+  keeps no gates (torch) leaves the trace to auto's choice, with one log line.
 """
 
 import logging
+from dataclasses import dataclass
 from types import ModuleType
 
 import torch
 from torch import Tensor
 
+from ..core.step import CellWeights
 from ..errors import LstmkitError
 from . import autotune, fused, reference, torch_nn, triton_gpu
-from .spec import StackSpec
+from .spec import CELL_NAMES, DESCRIPTIONS, StackSpec, features
 
 BACKENDS: dict[str, ModuleType] = {m.NAME: m for m in (torch_nn, fused, triton_gpu, reference)}
 BACKEND_NAMES = ("auto", *BACKENDS)
+PURPOSES = ("run", "trace", "step", "generate")
+_CANNOT = {
+    "trace": "records no gate traces",
+    "step": "has no one-call step",
+    "generate": "has no one-call generation",
+}
 
 _log = logging.getLogger(__name__)
 _fallbacks_logged: set[str] = set()
@@ -41,44 +61,155 @@ def check_name(name: str) -> None:
         raise LstmkitError(f"unknown backend {name!r}; choose one of: {', '.join(BACKEND_NAMES)}")
 
 
-def select(
-    name: str, spec: StackSpec, *, device: torch.device, training: bool, shape: tuple[int, int] | None = None
-) -> ModuleType:
-    """Returns the backend module that will run ``spec`` on inputs of ``shape`` (batch, steps), which lets
-    auto measure; see the module docstring for the rules."""
-    check_name(name)
-    if name != "auto":
-        reason = BACKENDS[name].unsupported(spec, device=device, training=training)
-        if reason is not None:
-            raise BackendUnsupported(f"backend {name!r} cannot run this configuration: {reason}")
-        return BACKENDS[name]
+def _either(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
+
+
+def unsupported(
+    name: str, spec: StackSpec, *, device: torch.device, dtype: torch.dtype = torch.float32, training: bool,
+    purpose: str = "run",
+) -> str | None:
+    """Why backend ``name`` cannot serve ``purpose`` for a stack ``spec`` with parameters of ``dtype`` on
+    ``device``, or None: its declared cells, options and purposes, then its own conditions."""
+    backend = BACKENDS[name]
+    if spec.mode not in backend.MODES:
+        return f"the {name} backend runs {_either([CELL_NAMES[m] for m in backend.MODES])} layers only"
+    missing = [DESCRIPTIONS.get(f, f) for f in features(spec, training) if f not in backend.FEATURES]
+    if missing:
+        return f"the {name} backend has no {_either(missing)}"
+    if purpose not in backend.PURPOSES:
+        return f"the {name} backend {_CANNOT[purpose]}"
+    return backend.unsupported(spec, device=device, dtype=dtype, training=training, purpose=purpose)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one call on a stack runs, as ``plan`` decided it.
+
+    Attributes:
+        backend: the backend module that does the work.
+        spec, training: what the plan was made for.
+        purpose: "run", "trace", "step" or "generate".
+        one_call: for step and generate, whether the backend does the whole call itself; when False, ``step``
+            runs the backend over a one-step sequence, and generation is the caller's loop over steps.
+    """
+
+    backend: ModuleType
+    spec: StackSpec
+    training: bool
+    purpose: str
+    one_call: bool = True
+
+    @property
+    def name(self) -> str:
+        return self.backend.NAME
+
+    def run(
+        self, x: Tensor, state: tuple[Tensor, ...], weights: list[CellWeights], lengths: Tensor | None = None,
+        trace: dict[str, list[Tensor]] | None = None,
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """The whole stack over x (B, T, I): backends.reference.run's contract."""
+        if trace is None:
+            return self.backend.run(self.spec, x, state, weights, lengths, self.training)
+        return self.backend.run(self.spec, x, state, weights, lengths, self.training, trace)
+
+    def step(self, x: Tensor, state: tuple[Tensor, ...], weights: list[CellWeights]) -> tuple[Tensor, ...]:
+        """One step of the whole stack: x (B, I), state as ``run`` takes it -> the new state."""
+        if self.purpose == "step" and self.one_call:
+            return self.backend.step(self.spec, x, state, weights)
+        _, final = self.backend.run(self.spec, x[:, None], state, weights, None, self.training)  # T = 1
+        return final
+
+    def sample(
+        self, weights: list[CellWeights], state: tuple[Tensor, Tensor], embedding: Tensor,
+        head: tuple[Tensor, Tensor | None], logits: Tensor, uniforms: Tensor, rule: tuple[float, int, int],
+    ) -> tuple[Tensor, tuple[Tensor, Tensor], Tensor]:
+        """Generation at batch 1 in one call, the backend's ``sample`` (see backends/fused.py for the
+        arguments); only in a "generate" plan with ``one_call``."""
+        if self.purpose != "generate" or not self.one_call:
+            raise LstmkitError(f"this plan ({self.purpose!r} on backend {self.name!r}) has no one-call generation")
+        return self.backend.sample(self.spec, weights, state, embedding, head, logits, uniforms, rule)
+
+
+def _log_once(message: str) -> None:
+    if message not in _fallbacks_logged:
+        _fallbacks_logged.add(message)
+        _log.info(message)
+
+
+def _first(
+    spec: StackSpec, device: torch.device, dtype: torch.dtype, training: bool, shape: tuple[int, int] | None,
+    purpose: str,
+) -> ModuleType | None:
+    """Auto's choice: the first backend offering ``purpose`` that can serve it, or None."""
     for backend in BACKENDS.values():
-        reason = backend.unsupported(spec, device=device, training=training)
-        if reason is None:
-            if backend is torch_nn and shape is not None and autotune.enabled():
-                if fused.unsupported(spec, device=device, training=training) is None:
-                    runners = {"torch": torch_nn.run, "fused": fused.run}
-                    return BACKENDS[autotune.choose(spec, *shape, training=training, runners=runners)]
-            return backend
-        message = f"backend 'auto': {reason}; falling back from {backend.NAME!r}"
-        if message not in _fallbacks_logged:
-            _fallbacks_logged.add(message)
-            _log.info(message)
-    raise AssertionError("the reference backend runs every configuration")
-
-
-def select_trace(name: str, spec: StackSpec, *, device: torch.device, training: bool) -> ModuleType:
-    """The backend that records gate traces: the fused one where it runs (and is allowed), else the reference."""
-    check_name(name)
-    if name in ("auto", fused.NAME) and fused.unsupported(spec, device=device, training=training) is None:
-        return fused
-    return reference
-
-
-def select_step(name: str, spec: StackSpec, x: Tensor, *, training: bool) -> ModuleType | None:
-    """The backend that runs one step of the whole stack in one call (fused), or None: then LSTM.step runs
-    ``forward`` on a one-step sequence."""
-    check_name(name)
-    if name in ("auto", fused.NAME) and fused.step_unsupported(spec, x, training) is None:
-        return fused
+        if purpose not in backend.PURPOSES:
+            continue
+        reason = unsupported(backend.NAME, spec, device=device, dtype=dtype, training=training, purpose=purpose)
+        if reason is not None:
+            _log_once(f"backend 'auto': {reason}; falling back from {backend.NAME!r}")
+            continue
+        if backend is torch_nn and shape is not None and autotune.enabled():
+            if unsupported(fused.NAME, spec, device=device, dtype=dtype, training=training) is None:
+                runners = {"torch": torch_nn.run, "fused": fused.run}
+                return BACKENDS[autotune.choose(spec, *shape, training=training, runners=runners)]
+        return backend
     return None
+
+
+def _auto(
+    spec: StackSpec, device: torch.device, dtype: torch.dtype, training: bool, shape: tuple[int, int] | None,
+    purpose: str,
+) -> Plan:
+    backend = _first(spec, device, dtype, training, shape if purpose != "generate" else None, purpose)
+    if backend is not None:
+        return Plan(backend, spec, training, purpose)
+    if purpose in ("step", "generate"):
+        runs = _auto(spec, device, dtype, training, shape if purpose == "step" else None, "run")
+        return Plan(runs.backend, spec, training, purpose, one_call=False)
+    # the reference runs and traces every configuration it declares: only an option nobody declares gets here
+    reason = unsupported(reference.NAME, spec, device=device, dtype=dtype, training=training)
+    raise BackendUnsupported(f"backend 'auto' found no backend to run this configuration: {reason}")
+
+
+def _named(
+    name: str, spec: StackSpec, device: torch.device, dtype: torch.dtype, training: bool,
+    shape: tuple[int, int] | None, purpose: str,
+) -> Plan:
+    backend = BACKENDS[name]
+    if purpose == "trace" and "trace" not in backend.PURPOSES:
+        _log_once(f"backend {name!r} records no gate traces; tracing with backend 'auto'")
+        return _auto(spec, device, dtype, training, shape, purpose)
+    reason = unsupported(name, spec, device=device, dtype=dtype, training=training)
+    if reason is not None:
+        raise BackendUnsupported(f"backend {name!r} cannot run this configuration: {reason}")
+    if purpose in ("step", "generate"):
+        at_once = unsupported(name, spec, device=device, dtype=dtype, training=training, purpose=purpose) is None
+        return Plan(backend, spec, training, purpose, one_call=at_once)
+    return Plan(backend, spec, training, purpose)
+
+
+def plan(
+    name: str, spec: StackSpec, *, device: torch.device, dtype: torch.dtype = torch.float32, training: bool,
+    shape: tuple[int, int] | None = None, purpose: str = "run",
+) -> Plan:
+    """The one backend decision, for forward ("run"), ``trace``, ``step`` and ``generate``; see the module
+    docstring for the rules.
+
+    Args:
+        name: "auto" or a backend name.
+        spec: the stack. device, dtype: where its parameters live, and their dtype.
+        training: the module's training mode (recurrent dropout and dropout are in use only then).
+        shape: (batch, steps) of the input, which lets auto measure torch against fused; None skips measuring.
+        purpose: "run", "trace", "step" or "generate".
+
+    Raises:
+        BackendUnsupported: a named backend cannot run the input, or no backend can (a StackSpec option that
+            no backend declares).
+    """
+    check_name(name)
+    if purpose not in PURPOSES:
+        raise LstmkitError(f"unknown purpose {purpose!r}; choose one of: {', '.join(PURPOSES)}")
+    if name == "auto":
+        return _auto(spec, device, dtype, training, shape, purpose)
+    return _named(name, spec, device, dtype, training, shape, purpose)

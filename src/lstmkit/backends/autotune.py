@@ -2,11 +2,11 @@
 
 ``auto`` asks this when both the torch and the fused backend can run a stack: both are timed on random data
 of the same shape (batch and length rounded up to powers of two), forward and, when gradients are wanted,
-backward, alternating, best of five (best of three once cached torch, for good, for a shape where fused was
-18% faster). Fused is chosen only when it wins by more than 5%, so that auto is never slower than torch by
-more than the noise of the measurement. Results are kept in memory and in ``autotune.json`` beside the
-compiled extension; ``LSTMKIT_AUTOTUNE=0`` turns measuring off (auto then
-prefers torch whenever it can run).
+backward, alternating, best of five: with fewer rounds one unlucky round (another process taking a core) can
+decide for good, since the choice is cached. Fused is chosen only when it wins by more than 5%, so that auto
+is never slower than torch by more than the noise of the measurement. Results are kept in memory and in
+``autotune.json`` beside the compiled extension; ``LSTMKIT_AUTOTUNE=0`` turns measuring off (auto then prefers
+torch whenever it can run).
 """
 
 import functools

@@ -1,10 +1,10 @@
 """The products of a dense layer (lstmkit.nn.Linear) on the fused backend's matrix kernel.
 
-A language model's decoder is a product as large as its LSTM: W5's Dense(10000) over 650 units is half the
-training step's arithmetic. On float32 CPU tensors the C++ extension's cache-tiled kernel (the one the fused
-LSTM's all-step products use) ran those three products, y = x W^T, dx = dy W and dW = dy^T x, in 0.8 of
-nn.Linear's time on the W1 and W5 heads (benchmarks/bench_dense.py). ``applies`` says where it is used;
-everywhere else Linear is torch's F.linear, unchanged.
+A word-level language model's decoder, a Dense layer over the vocabulary, is a product as large as its
+LSTM: about half of a training step's arithmetic. On float32 CPU tensors the C++ extension's cache-tiled
+kernel (the one the fused LSTM's all-step products use) runs those three products, y = x W^T, dx = dy W and
+dW = dy^T x, faster than nn.Linear on such heads (benchmarks/bench_dense.py measures it). ``applies`` says
+where it is used; everywhere else Linear is torch's F.linear, unchanged.
 """
 
 import torch
@@ -14,7 +14,7 @@ from torch.autograd.function import once_differentiable
 from . import extension
 
 # Products smaller than this (rows x inputs x outputs multiply-adds) stay with torch: below it the call's
-# fixed cost is a visible share (measured: 0.6-0.75x at::mm's speed on a 32 x 50 -> 1 head).
+# fixed cost is a visible share, and at::mm is the faster of the two on tiny heads.
 MIN_MACS = 1 << 22
 
 

@@ -26,21 +26,31 @@ import torch
 from torch import Tensor
 
 from ..core.step import CellWeights
-from . import extension, masks, reference
+from . import extension, masks
 from .spec import StackSpec
 
 NAME = "fused"
+MODES = ("lstm",)
+FEATURES = frozenset({"bias", "dropout", "bidirectional", "recurrent_dropout", "zoneout", "layer_norm"})
+PURPOSES = frozenset({"run", "trace", "step", "generate"})
 
 
-def unsupported(spec: StackSpec, *, device: torch.device, training: bool) -> str | None:
-    """Why the fused backend cannot run the configuration, or None."""
-    if spec.mode != "lstm":
-        return "the fused backend runs LSTM layers only"
-    if spec.proj_size > 0:
-        return "the fused backend has no projection (proj_size)"
+def unsupported(
+    spec: StackSpec, *, device: torch.device, dtype: torch.dtype, training: bool, purpose: str
+) -> str | None:
+    """Why the fused backend cannot serve ``purpose`` beyond what MODES and FEATURES say, or None."""
     if device.type != "cpu":
         return "the fused backend's compiled kernels run on the CPU"
-    return extension.unavailable_reason()
+    if dtype != torch.float32:
+        return f"the fused backend's kernels take float32 parameters, not {str(dtype).removeprefix('torch.')}"
+    reason = extension.unavailable_reason()
+    if reason is None and purpose in ("step", "generate"):
+        # the one-step kernels keep nothing for a backward and draw no masks
+        if training or torch.is_grad_enabled():
+            reason = "stepwise inference runs without gradients, in evaluation mode"
+        elif spec.bidirectional or spec.layer_norm:
+            reason = "stepwise inference runs unidirectional stacks without layer norm"
+    return reason
 
 
 PARAMS = ("w_ih", "w_hh", "b_ih", "b_hh", "ln_ih", "ln_hh", "ln_c_w", "ln_c_b")  # per layer and direction
@@ -48,7 +58,7 @@ SAVED = ("y_tm", "gates", "c_all", "xhat_ih", "rstd_ih", "gh_hat", "rstd_hh", "c
 P, S = len(PARAMS), len(SAVED)
 
 
-class _Plan(NamedTuple):
+class _Setup(NamedTuple):
     """What one run of the stack needs besides tensors that take gradients: masks are drawn before."""
 
     spec: StackSpec
@@ -72,10 +82,10 @@ class _Stack(torch.autograd.Function):
     autograd bookkeeping in between."""
 
     @staticmethod
-    def forward(ctx, plan: _Plan, x: Tensor, h0: Tensor, c0: Tensor, *params: Tensor | None):
+    def forward(ctx, setup: _Setup, x: Tensor, h0: Tensor, c0: Tensor, *params: Tensor | None):
         ext = extension.load()
         ctx.set_materialize_grads(False)  # unused outputs get no zero-filled gradients
-        spec, dirs = plan.spec, plan.spec.num_directions
+        spec, dirs = setup.spec, setup.spec.num_directions
         empty = x.new_empty(0)
         layer_input, inputs, saved, finals, traces = x, [], [], [], []
         with _without_autocast():
@@ -86,22 +96,22 @@ class _Stack(torch.autograd.Function):
                     idx = layer * dirs + direction
                     w_ih, w_hh, b_ih, b_hh, ln_ih, ln_hh, ln_c_w, ln_c_b = params[idx * P : idx * P + P]
                     bias = empty if b_ih is None else b_ih + b_hh
-                    rec, keep_c, keep_h, (keep_c_p, keep_h_p) = plan.cell_masks[idx]
+                    rec, keep_c, keep_h, (keep_c_p, keep_h_p) = setup.cell_masks[idx]
                     y, h_T, c_T, *rest = ext.layer_forward(
                         layer_input, h0[idx], c0[idx], w_ih, w_hh, bias, ln_ih, ln_hh, ln_c_w, ln_c_b,
-                        rec, keep_c, keep_h, keep_c_p, keep_h_p, plan.lengths, direction == 1, plan.bf16,
-                        plan.save,
+                        rec, keep_c, keep_h, keep_c_p, keep_h_p, setup.lengths, direction == 1, setup.bf16,
+                        setup.save,
                     )
                     saved += rest
                     finals.append((h_T, c_T))
                     outputs.append(y)                                                # (B, T, H)
-                    if plan.traced:
+                    if setup.traced:
                         traces += rest[1:3]                                          # gates, c_all (T, B, .)
                 layer_input = outputs[0] if dirs == 1 else torch.cat(outputs, dim=-1)  # (B, T, D*H)
-                if plan.layer_masks[layer] is not None:
-                    layer_input = layer_input * plan.layer_masks[layer]
+                if setup.layer_masks[layer] is not None:
+                    layer_input = layer_input * setup.layer_masks[layer]
         ctx.save_for_backward(h0, c0, *params, *inputs, *saved)
-        ctx.plan = plan
+        ctx.setup = setup
         h_n = torch.stack([f[0] for f in finals])                                    # (L*D, B, H)
         c_n = torch.stack([f[1] for f in finals])
         if traces:
@@ -111,9 +121,9 @@ class _Stack(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy, dh_n, dc_n, *_traces):
         ext = extension.load()
-        plan = ctx.plan
-        spec, dirs = plan.spec, plan.spec.num_directions
-        layers, cells = spec.num_layers, spec.num_layers * plan.spec.num_directions
+        setup = ctx.setup
+        spec, dirs = setup.spec, setup.spec.num_directions
+        layers, cells = spec.num_layers, spec.num_layers * setup.spec.num_directions
         h0, c0, *rest = ctx.saved_tensors
         params, rest = rest[: P * cells], rest[P * cells :]
         inputs, saved = rest[:layers], rest[layers:]
@@ -133,12 +143,12 @@ class _Stack(torch.autograd.Function):
                 for direction in range(dirs):
                     idx = layer * dirs + direction
                     w = params[idx * P : idx * P + P]
-                    rec, keep_c, keep_h, (keep_c_p, keep_h_p) = plan.cell_masks[idx]
+                    rec, keep_c, keep_h, (keep_c_p, keep_h_p) = setup.cell_masks[idx]
                     dy_cell = dy if dirs == 1 else dy[..., direction * hidden : (direction + 1) * hidden]
                     out = ext.layer_backward(
                         dy_cell, dh_n[idx].contiguous(), dc_n[idx].contiguous(), inputs[layer],
                         h0[idx], c0[idx], w[0], w[1], *saved[idx * S : idx * S + S], *w[4:],
-                        rec, keep_c, keep_h, keep_c_p, keep_h_p, plan.lengths, direction == 1, plan.bf16, need_dx,
+                        rec, keep_c, keep_h, keep_c_p, keep_h_p, setup.lengths, direction == 1, setup.bf16, need_dx,
                     )
                     d_in, dh0[idx], dc0[idx], dw_ih, dw_hh, dbias, *dln = out
                     present = [dw_ih, dw_hh, dbias, dbias, *dln]
@@ -148,7 +158,7 @@ class _Stack(torch.autograd.Function):
                     if need_dx:
                         dx = d_in if dx is None else dx + d_in
                 if layer > 0:
-                    mask = plan.layer_masks[layer - 1]
+                    mask = setup.layer_masks[layer - 1]
                     dy = dx if mask is None else dx * mask                           # (B, T, D*H) below
         dh0_all = torch.stack(dh0) if ctx.needs_input_grad[2] else None
         dc0_all = torch.stack(dc0) if ctx.needs_input_grad[3] else None
@@ -164,16 +174,15 @@ def run(
     training: bool,
     trace: dict[str, list[Tensor]] | None = None,
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Same contract as backends.reference.run, traces included. The kernels are float32: a stack in another
-    dtype (say float64, for gradient checks) runs on the reference instead."""
+    """Same contract as backends.reference.run, traces included; float32 parameters (``unsupported`` refuses
+    others)."""
     params = [None if p is None else p.contiguous() for w in weights for p in (getattr(w, n) for n in PARAMS)]
-    if any(p is not None and p.dtype != torch.float32 for p in params):
-        return reference.run(spec, x, state, weights, lengths, training, trace)
     batch, steps, _ = x.shape
     bf16 = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
     h0, c0 = (s.float().contiguous() for s in state)
     # without gradients (inference) the forward keeps nothing for a backward: neither the gates nor the cell
-    # states of every step are written out (W6-bulk: 2 x 77 MB per pass); traces read them, though
+    # states of every step are written out, two all-step buffers that large batches would only fill and
+    # drop; traces read them, though
     grads = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, h0, c0, *params))
     save = grads or trace is not None
     per_step_masks = spec.zoneout > 0 or (training and spec.recurrent_dropout > 0)
@@ -190,8 +199,8 @@ def run(
         below = training and spec.dropout > 0 and layer < spec.num_layers - 1
         shape = (batch, steps, spec.num_directions * spec.hidden_size)
         layer_masks.append(masks.layer_dropout(spec, shape, x) if below else None)
-    plan = _Plan(spec, cell_masks, layer_masks, lengths, bf16, trace is not None, save)
-    y, h_n, c_n, *traced = _Stack.apply(plan, x.float().contiguous(), h0, c0, *params)
+    setup = _Setup(spec, cell_masks, layer_masks, lengths, bf16, trace is not None, save)
+    y, h_n, c_n, *traced = _Stack.apply(setup, x.float().contiguous(), h0, c0, *params)
     if trace is not None:
         valid = None if lengths is None else (torch.arange(steps, device=x.device) < lengths[:, None])[..., None]
         for gates, c_all in zip(traced[0::2], traced[1::2], strict=True):                 # time-major
@@ -219,16 +228,6 @@ def _run_stack(
     return y, (h_n, c_n)
 
 
-def step_unsupported(spec: StackSpec, x: Tensor, training: bool) -> str | None:
-    """Why ``step`` cannot run this stack one step at a time, or None."""
-    reason = unsupported(spec, device=x.device, training=training)
-    if reason is None and (training or torch.is_grad_enabled()):
-        reason = "stepwise inference runs without gradients, in evaluation mode"
-    if reason is None and (spec.bidirectional or spec.layer_norm or x.dtype != torch.float32):
-        reason = "stepwise inference runs unidirectional float32 stacks without layer norm"
-    return reason
-
-
 def _stack_weights(weights: list[CellWeights], like: Tensor) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
     """Per layer W_ih, W_hh and the summed bias (an empty tensor without biases), as the one-call inference
     kernels take them."""
@@ -242,7 +241,7 @@ def step(spec: StackSpec, x: Tensor, state: tuple[Tensor, ...], weights: list[Ce
     """One step of the whole stack in one call: x (B, I), state (h, c) each (L, B, H) -> the new (h, c)."""
     h, c = state
     h_new, c_new = extension.load().stack_step(
-        x.contiguous(), h.contiguous(), c.contiguous(), *_stack_weights(weights, x), spec.zoneout
+        x.float().contiguous(), h.contiguous(), c.contiguous(), *_stack_weights(weights, x), spec.zoneout
     )
     return h_new, c_new
 

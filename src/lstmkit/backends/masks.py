@@ -10,10 +10,10 @@ threshold = round(p * 2^32) and, in 32-bit unsigned arithmetic,
 
 (mix is a bijective integer hash). The two 32-bit keys of each mask are drawn from torch's CPU generator, so
 torch.manual_seed fixes every mask. Each element depends on its index and the keys alone, so the compiled
-extension (random.cpp) draws a mask on all threads with vector instructions (W1's 450,000-element
-inter-layer mask in about 0.2 ms, where torch.bernoulli's sequential CPU draws took 3.5-5.5 ms), the same
-for any thread count. Without the extension, or on a GPU, the same function runs as the torch operations
-below, with the same result to the bit (tests/backends/test_masks.py).
+extension (random.cpp) draws a mask on all threads with vector instructions, the same bits for any thread
+count (torch.bernoulli draws one element after another on the CPU, a cost every training step pays for its
+inter-layer masks). Without the extension, or on a GPU, the same function runs as the
+torch operations below, with the same result to the bit (tests/backends/test_masks.py).
 """
 
 import torch

@@ -13,10 +13,18 @@ from . import masks
 from .spec import StackSpec
 
 NAME = "reference"
+MODES = ("lstm", "gru", "rnn")
+FEATURES = frozenset({
+    "bias", "dropout", "bidirectional", "proj_size", "recurrent_dropout", "zoneout", "layer_norm",
+})
+PURPOSES = frozenset({"run", "trace"})
 
 
-def unsupported(spec: StackSpec, *, device: torch.device, training: bool) -> str | None:
-    """Why this backend cannot run the configuration, or None (the reference runs everything)."""
+def unsupported(
+    spec: StackSpec, *, device: torch.device, dtype: torch.dtype, training: bool, purpose: str
+) -> str | None:
+    """Why this backend cannot run the configuration beyond what MODES and FEATURES say, or None: the
+    reference runs every option it declares, on any device and dtype."""
     return None
 
 

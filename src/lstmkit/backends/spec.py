@@ -1,9 +1,26 @@
 """What a recurrent stack is, independent of how it is run: the contract between modules and backends."""
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, fields
 
-MODES = ("lstm", "gru", "rnn_tanh")
-GATES_PER_MODE = {"lstm": 4, "gru": 3, "rnn_tanh": 1}
+MODES = ("lstm", "gru", "rnn")
+GATES_PER_MODE = {"lstm": 4, "gru": 3, "rnn": 1}
+CELL_NAMES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
+
+# Fields every backend runs at any value: what a stack is rather than an option of it.
+SHAPE_FIELDS = ("mode", "input_size", "hidden_size", "num_layers")
+# Options that change nothing outside training: in evaluation they are not in use, whatever their value.
+TRAINING_ONLY = ("dropout", "recurrent_dropout")
+# How refusals name an option; a field missing here is named by its field name.
+DESCRIPTIONS = {
+    "bias": "layers without biases (bias=False)",
+    "dropout": "dropout between layers",
+    "bidirectional": "reverse direction (bidirectional)",
+    "proj_size": "projection (proj_size)",
+    "recurrent_dropout": "recurrent dropout",
+    "zoneout": "zoneout",
+    "layer_norm": "layer normalisation",
+}
 
 
 @dataclass(frozen=True)
@@ -11,7 +28,7 @@ class StackSpec:
     """A stack of recurrent layers, as torch.nn.LSTM / GRU / RNN describe it.
 
     Attributes:
-        mode: "lstm", "gru" or "rnn_tanh".
+        mode: "lstm", "gru" or "rnn" (tanh).
         input_size: I, features per step of the first layer's input.
         hidden_size: H, units per direction.
         num_layers: L.
@@ -53,3 +70,16 @@ class StackSpec:
 
     def layer_input_size(self, layer: int) -> int:
         return self.input_size if layer == 0 else self.output_size * self.num_directions
+
+
+@functools.cache
+def features(spec: StackSpec, training: bool) -> tuple[str, ...]:
+    """The options ``spec`` uses: every field outside SHAPE_FIELDS whose value is not its default, less the
+    training-only ones in evaluation. A backend runs a spec only if it declares all of them (``FEATURES``), so
+    that a field added here is refused by every backend until that backend handles it. Cached: the selector
+    asks on every forward."""
+    return tuple(
+        f.name for f in fields(spec)
+        if f.name not in SHAPE_FIELDS and getattr(spec, f.name) != f.default
+        and (training or f.name not in TRAINING_ONLY)
+    )

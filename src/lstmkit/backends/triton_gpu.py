@@ -26,6 +26,9 @@ from . import masks
 from .spec import StackSpec
 
 NAME = "triton"
+MODES = ("lstm",)
+FEATURES = frozenset({"bias", "dropout", "bidirectional", "recurrent_dropout", "zoneout", "layer_norm"})
+PURPOSES = frozenset({"run", "trace"})
 
 
 def interpreted() -> bool:
@@ -38,14 +41,14 @@ def _installed() -> bool:
     return importlib.util.find_spec("triton") is not None
 
 
-def unsupported(spec: StackSpec, *, device: torch.device, training: bool) -> str | None:
-    """Why the triton backend cannot run the configuration, or None."""
-    if spec.mode != "lstm":
-        return "the triton backend runs LSTM layers only"
-    if spec.proj_size > 0:
-        return "the triton backend has no projection (proj_size)"
+def unsupported(
+    spec: StackSpec, *, device: torch.device, dtype: torch.dtype, training: bool, purpose: str
+) -> str | None:
+    """Why the triton backend cannot run the configuration beyond what MODES and FEATURES say, or None."""
     if device.type != "cuda" and not (device.type == "cpu" and interpreted()):
         return f"the triton backend runs on CUDA devices, not {device.type} (on the CPU only with TRITON_INTERPRET=1)"
+    if dtype != torch.float32:
+        return f"the triton backend's kernels take float32 parameters, not {str(dtype).removeprefix('torch.')}"
     if not _installed():
         return "the triton backend needs the triton package, which is not installed"
     return None

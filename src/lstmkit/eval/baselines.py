@@ -21,7 +21,7 @@ def seasonal_naive(history: np.ndarray, horizon: int, season: int) -> np.ndarray
 
 
 class LinearBaseline:
-    """Ordinary least squares from a column's lookback window to its next H values, one model shared by
+    """Ordinary least squares from a column's lookback window to its next F values, one model shared by
     every target column (each column a univariate series), fitted on training windows only."""
 
     def fit(self, history: np.ndarray, future: np.ndarray) -> "LinearBaseline":

@@ -29,7 +29,7 @@ def forecast_metrics(y_true: np.ndarray, y_pred: np.ndarray, scale: np.ndarray) 
     """Point-forecast metrics over windows of targets.
 
     Args:
-        y_true, y_pred: (W, H, K) windows x horizon steps x target columns.
+        y_true, y_pred: (W, F, K) windows x horizon steps x target columns.
         scale: (K,) MASE denominators from ``mase_scale``.
 
     Returns:

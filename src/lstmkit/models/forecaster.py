@@ -5,7 +5,7 @@ Two layouts share one module:
 * windowed (``patch_len=0``): the encoder reads the T time steps one by one (all I input columns per step);
   a linear head maps the last output to F x K values at once (direct multi-step), or, with
   ``autoregressive``, to one step that is fed back F times (inputs must then be the targets themselves).
-* segment-recurrent (``patch_len=P``, after SegRNN, Lin et al. 2023): the lookback is cut into T/P
+* segment-recurrent (``patch_len=S``, after SegRNN, Lin et al. 2023): the lookback is cut into T/S
   segments, each embedded linearly; the encoder runs over the segments; the decoder makes one recurrent
   step per output segment from the encoder's final state, given a learned segment-position embedding
   (and channel embedding), and all F outputs come out at once.
@@ -15,7 +15,7 @@ PatchTST does); ``revin`` normalises each window by its own mean and std per col
 the forecast (reversible instance normalisation, without affine weights).
 
 Shape legend (the package's B, I, H hidden, L layers, D directions, plus): T lookback steps, F forecast steps
-(the horizon), K target columns, P segment length, N = T/P input segments, M = ceil(F/P) output segments,
+(the horizon), K target columns, S segment length, N = T/S input segments, M = ceil(F/S) output segments,
 E segment embedding; B', I', K' are B*I, 1, 1 with channel independence, else B, I, K.
 """
 
@@ -62,7 +62,7 @@ class Forecaster(nn.Module):
         target_index: the K positions of the target columns among the inputs.
         num_targets: K.
         lookback: T; horizon: F.
-        patch_len: P, 0 for the windowed layout; T must be a multiple of P.
+        patch_len: S, 0 for the windowed layout; T must be a multiple of S.
         channel_independent: one shared univariate model per input column; the targets' forecasts are kept.
         revin: per-window instance normalisation of each column.
         autoregressive: one-step head fed back F times (windowed layout, inputs = targets).
@@ -133,7 +133,7 @@ class Forecaster(nn.Module):
     def _segments(self, x: Tensor) -> Tensor:
         """x (B', T, I') -> (B', F, K') through segment-level recurrence."""
         b, p = x.shape[0], self.patch_len
-        segs = x.reshape(b, self.num_in, p * x.shape[2])             # (B', N, P*I')
+        segs = x.reshape(b, self.num_in, p * x.shape[2])             # (B', N, S*I')
         _, state = self.encoder(self.embed(segs))                    # (L*D, B', H)
         state = _repeat_state(_last_layer(state, self._layers, self._dirs), self.num_out)  # (1, B'*M, D*H)
         pos = self.pos_emb[None].expand(b, -1, -1)                   # (B', M, E')
@@ -142,8 +142,8 @@ class Forecaster(nn.Module):
             chan = self.channel_emb.repeat(b // c, 1)[:, None].expand(-1, self.num_out, -1)  # (B', M, E'')
             pos = torch.cat([pos, chan], dim=-1)                     # (B', M, D*H)
         y, _ = self.decoder(pos.reshape(b * self.num_out, 1, -1), state)   # (B'*M, 1, D*H)
-        out = self.head(self.dropout(y[:, 0]))                       # (B'*M, P*K')
-        out = out.view(b, self.num_out, p, self.width_out).flatten(1, 2)   # (B', M*P, K')
+        out = self.head(self.dropout(y[:, 0]))                       # (B'*M, S*K')
+        out = out.view(b, self.num_out, p, self.width_out).flatten(1, 2)   # (B', M*S, K')
         return out[:, : self.horizon]                                # (B', F, K')
 
     # ---- forward -------------------------------------------------------------------------------
@@ -159,7 +159,7 @@ class Forecaster(nn.Module):
             x = x.permute(0, 2, 1).reshape(b * i, self.lookback, 1)  # (B*I, T, 1)
         out = self._segments(x) if self.patch_len else self._windowed(x)  # (B', F, K')
         if self.channel_independent:
-            out = out.view(b, i, self.horizon).permute(0, 2, 1)      # (B, H, I)
+            out = out.view(b, i, self.horizon).permute(0, 2, 1)      # (B, F, I)
         if self.revin:
             out = out * (std if self.channel_independent else std[..., self.target_index]) + (
                 mean if self.channel_independent else mean[..., self.target_index]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..backends import check_name, select, select_step, select_trace
+from ..backends import Plan, check_name, plan
 from ..backends.spec import StackSpec
 from ..core import init
 from ..core.step import CellWeights
@@ -167,6 +167,14 @@ class _RecurrentStack(nn.Module):
                 )
         return x, tensors, lengths, unbatched
 
+    def _plan(self, x: Tensor, purpose: str) -> Plan:
+        """The backend decision for this call on x (B, T, I): backends.plan, the one place it is made."""
+        dtype = getattr(self, self._weight_names[0]["weight_ih"]).dtype
+        return plan(
+            self.backend, self.spec, device=x.device, dtype=dtype, training=self.training,
+            shape=(x.shape[0], x.shape[1]), purpose=purpose,
+        )
+
     def _finish(self, y: Tensor, final: tuple[Tensor, ...], unbatched: bool) -> tuple[Tensor, State]:
         if unbatched:
             y, final = y.squeeze(0), tuple(s.squeeze(1) for s in final)
@@ -190,9 +198,7 @@ class _RecurrentStack(nn.Module):
             y: (B, T, D*H) (D*P with a projection), in the layout of x; and the final state.
         """
         x, tensors, lengths, unbatched = self._prepare(x, state, lengths)
-        shape = (x.shape[0], x.shape[1])
-        backend = select(self.backend, self.spec, device=x.device, training=self.training, shape=shape)
-        y, final = backend.run(self.spec, x, tensors, self.cell_weights(), lengths, self.training)
+        y, final = self._plan(x, "run").run(x, tensors, self.cell_weights(), lengths)
         return self._finish(y, final, unbatched)
 
     def extra_repr(self) -> str:
@@ -250,31 +256,26 @@ class LSTM(_RecurrentStack):
             x: (B, I), this step's input. state: the state after the previous step (zeros when None).
 
         Returns:
-            the top layer's h (B, H) and the new state. Without gradients, in evaluation mode, on the
-            CPU, this is one call into compiled code for the whole stack (backend "auto" or "fused");
-            otherwise it runs ``forward`` on a sequence of one step.
+            the top layer's h (B, H or P) and the new state. Where the backend plan has a one-call step
+            (backends.plan, purpose "step": the fused backend without gradients, in evaluation mode) this is
+            one call into compiled code for the whole stack; otherwise the backend runs a one-step sequence.
         """
         if x.dim() != 2:
             raise LstmkitError(f"LSTM.step expects input of 2 dimensions (batch, features), got {tuple(x.shape)}")
         if self.spec.bidirectional:
             raise LstmkitError("LSTM.step needs a unidirectional stack: a reverse direction needs the whole sequence")
         seq, tensors, _, _ = self._prepare(x.unsqueeze(1) if self.batch_first else x.unsqueeze(0), state, None)
-        stepper = select_step(self.backend, self.spec, seq[:, 0], training=self.training)
-        if stepper is None:
-            y, final = self.forward(seq, LSTMState(*tensors))
-            return y[:, 0], final
-        h, c = stepper.step(self.spec, seq[:, 0], tensors, self.cell_weights())
+        h, c = self._plan(seq, "step").step(seq[:, 0], tensors, self.cell_weights())  # (L, B, H or P), (L, B, H)
         return h[-1], LSTMState(h, c)
 
     def trace(
         self, x: Tensor, state: LSTMState | None = None, lengths: Tensor | None = None
     ) -> tuple[Tensor, LSTMState, LSTMTrace]:
-        """Like forward, also returning every gate at every step (fused backend where it runs, else the
-        reference)."""
+        """Like forward, also returning every gate at every step, on the backend that backends.plan chooses
+        to trace (the fused one where it runs, else the reference)."""
         x, tensors, lengths, unbatched = self._prepare(x, state, lengths)
         record: dict[str, list[Tensor]] = {k: [] for k in ("i", "f", "g", "o", "c")}
-        backend = select_trace(self.backend, self.spec, device=x.device, training=self.training)
-        y, final = backend.run(self.spec, x, tensors, self.cell_weights(), lengths, self.training, record)
+        y, final = self._plan(x, "trace").run(x, tensors, self.cell_weights(), lengths, record)
         shape = (self.spec.num_layers, self.spec.num_directions)
         gathered = {k: torch.stack(v).unflatten(0, shape) for k, v in record.items()}  # (L, D, B, T, H)
         y, final_state = self._finish(y, final, unbatched)
@@ -290,7 +291,7 @@ class GRU(_RecurrentStack):
 class RNN(_RecurrentStack):
     """A stack of plain tanh (Elman) RNN layers, with the same arguments and API as LSTM."""
 
-    mode = "rnn_tanh"
+    mode = "rnn"
 
 
 def _check_args(

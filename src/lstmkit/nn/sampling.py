@@ -3,7 +3,7 @@
 The rule (``pick``): the banned id never comes; temperature 0 takes the argmax; otherwise the softmax of
 logits / temperature, limited to the ``top_k`` likeliest tokens, is sampled by inverse CDF with one uniform
 number in [0, 1) per token. The uniforms are drawn up front from a seeded generator, so a seed fixes the
-text, and the compiled loop (backends/fused.py) and the Python loop here consume the same numbers.
+text, and a backend's one-call generation and the Python loop here consume the same numbers.
 """
 
 from collections.abc import Callable
@@ -11,7 +11,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from ..backends import fused, select_step
+from ..backends import plan
 from .layer import LSTM
 from .state import LSTMState, State
 
@@ -57,19 +57,26 @@ def generate(
 ) -> tuple[Tensor, LSTMState, Tensor]:
     """``loop`` for the usual character or word model, Embedding -> LSTM stack -> Linear, at batch 1.
 
-    In evaluation mode on the CPU with the fused backend available, the whole generation is one call into
-    compiled code (no Python per token); otherwise it is ``loop`` over LSTM.step.
+    Where the backend plan has a one-call generation (backends.plan, purpose "generate": the fused backend
+    in evaluation mode), the whole generation is one call into compiled code, with no Python per token;
+    otherwise it is ``loop`` over LSTM.step.
     """
     spec = lstm.spec
     if state is None:
         zeros = logits.new_zeros(spec.num_layers, 1, spec.hidden_size)
         state = LSTMState(zeros, zeros)
-    probe = embedding.weight[:1]
-    if select_step(lstm.backend, spec, probe, training=lstm.training or embedding.training) is fused:
+    dtype = embedding.weight.dtype
+    for p in (decoder.weight, *lstm.parameters()):
+        dtype = torch.promote_types(dtype, p.dtype)
+    chosen = plan(
+        lstm.backend, spec, device=embedding.weight.device, dtype=dtype,
+        training=lstm.training or embedding.training, purpose="generate",
+    )
+    if chosen.one_call:
         rule = (float(temperature), int(top_k or 0), -1 if banned is None else int(banned))
         head = (decoder.weight, decoder.bias)
-        ids, (h, c), last = fused.sample(
-            spec, lstm.cell_weights(), tuple(state), embedding.weight, head, logits, uniforms, rule
+        ids, (h, c), last = chosen.sample(
+            lstm.cell_weights(), tuple(state), embedding.weight, head, logits, uniforms, rule
         )
         return ids, LSTMState(h, c), last
 
