@@ -58,7 +58,8 @@ def test_resume_keeps_the_configuration(macbeth_excerpt, tmp_path):
     with pytest.raises(LstmkitError) as err:
         textgen.train(out=tmp_path / "run", resume=True, hidden_size=32)
     assert str(err.value) == (
-        "a resumed run keeps its configuration; only epochs, max_steps, max_time, quiet may change, got: hidden_size was 16, now 32"
+        "a resumed run keeps its configuration; only epochs, max_steps, max_time, quiet may change, "
+        "got: hidden_size was 16, now 32"
     )
 
 

@@ -251,7 +251,7 @@ def remaining_work(state: dict[str, Any], train: Any) -> str | None:
         return f"{state['step']} of max_steps {train.max_steps} done"
     if train.max_time is not None and state["seconds"] >= train.max_time:
         return f"{state['seconds']:.0f} s of max_time {train.max_time:g} s done"
-    if reason not in (*RESUMABLE, "epochs"):
+    if reason not in ("", *RESUMABLE, "epochs"):  # "": a checkpoint between epochs of a killed run
         return reason
     return None
 

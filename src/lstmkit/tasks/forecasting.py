@@ -231,7 +231,7 @@ class SeriesForecaster:
 
     Example:
         >>> model = load("runs/airline")
-        >>> model.predict("airline-passengers.csv")   # the next H rows after the end of the file
+        >>> model.predict("airline-passengers.csv")   # the next F rows (the horizon) after the end of the file
     """
 
     def __init__(
@@ -255,7 +255,7 @@ class SeriesForecaster:
         raw, _ = self.layout.encode(table)                                # (T, I)
         x = torch.as_tensor(self.scaler.transform(raw[-lookback:]))[None]  # (1, T, I)
         k = len(self.layout.targets)
-        y = self.scaler.inverse(self.model.eval()(x)[0].numpy(), list(range(k)))  # (H, K)
+        y = self.scaler.inverse(self.model.eval()(x)[0].numpy(), list(range(k)))  # (F, K)
         last = table.times.iloc[-1] if table.times is not None else len(table.frame) - 1
         when = time_index(self.layout).future(last, self.config.data.horizon)
         frame = pd.DataFrame(y, columns=self.layout.targets)
