@@ -1,6 +1,9 @@
 """Builds the fused backend's C++ extension on first use and caches it.
 
-The sources ship with the package (csrc/: fused_lstm.cpp, the LSTM kernels and the module's bindings;
+The sources ship with the package (csrc/: fused_lstm.cpp, the module's bindings, which includes the LSTM
+kernels' headers into one translation unit: lstm_gates.h, the gate maths; lstm_buffers.h, scratch and
+pooled buffers; lstm_matmul.h, the matrix kernels; lstm_layer.h, one layer's recurrence forward and
+backward; lstm_stack.h, the stack's autograd node; lstm_inference.h, stepwise inference and sampling;
 optim.cpp, the optimiser step; random.cpp, the masks' random draws) and are compiled with
 torch.utils.cpp_extension the first time the fused backend is asked for, for this machine's CPU
 (-march=native), into a cache folder named after a hash of the sources, the compiler flags and the torch

@@ -3,8 +3,8 @@
 //   h(i) = mix(mix(i ^ key0) ^ key1)
 // in 32-bit unsigned arithmetic, mix a bijective integer mixer (three multiply-xorshift rounds). Each element
 // depends only on its index and the two keys, so the loop is split over threads and vectorised freely and
-// gives the same mask for any thread count: for the W1 model's 450,000 inter-layer mask elements about 0.2 ms,
-// where torch.bernoulli took 3.5-5.5 ms.
+// gives the same mask for any thread count, at a small fraction of torch.bernoulli's cost for masks the size
+// of a stack's inter-layer ones.
 #include "random.h"
 
 #include <ATen/Parallel.h>
@@ -25,8 +25,8 @@ inline uint32_t mix(uint32_t x) {
 }
 
 // Draws i0..i1-1 into o. A function of its own: GCC vectorised the loop when it stood alone, but not where
-// it was written inside the lambda that at::parallel_for's OpenMP region calls (scalar there, ten times
-// slower on two threads than the vector loop on one).
+// it was written inside the lambda that at::parallel_for's OpenMP region calls (scalar there, and slower on
+// two threads than the vector loop on one).
 void draw_range(float* o, int64_t i0, int64_t i1, uint32_t k0, uint32_t k1, uint64_t threshold, float scale) {
 #pragma omp simd
   for (int64_t i = i0; i < i1; ++i) {
