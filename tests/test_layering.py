@@ -22,12 +22,19 @@ LAYERS = [
     "textgen",
     "classify",
     "forecast",
-    "inspect",
     "experiment",
+    "inspect",
     "cli",
     "__init__",
     "__main__",
 ]
+
+# bans between layers the order alone allows: models never reach for the trainer, inspect reads runs through
+# the task registry and never through a task's public face
+SIDEWAYS = {
+    "models": {"train"},
+    "inspect": {"textgen", "classify", "forecast", "experiment"},
+}
 
 
 def _layer(path: Path) -> str:
@@ -56,6 +63,15 @@ def test_imports_only_go_down_the_layers():
         for other in _imported_layers(path) - {own}:
             if other in LAYERS and LAYERS.index(other) > LAYERS.index(own):
                 violations.append(f"{path.relative_to(PACKAGE)} imports {other}")
+    assert violations == []
+
+
+def test_sideways_bans():
+    violations = [
+        f"{path.relative_to(PACKAGE)} imports {other}"
+        for path in PACKAGE.rglob("*.py")
+        for other in _imported_layers(path) & SIDEWAYS.get(_layer(path), set())
+    ]
     assert violations == []
 
 

@@ -16,7 +16,6 @@ import lstmkit
 from lstmkit.tasks import registry
 from lstmkit.train.checkpoint import load_tensors
 
-
 EPOCHS = 30
 
 

@@ -3,8 +3,9 @@
 The whole stack is one autograd node. In the common case (one direction; no recurrent dropout, zoneout,
 padding or traces) that node is built in C++ (stack_forward), so that neither its forward nor its backward
 returns to Python between layers; otherwise it is _Stack here. Either way, per layer and direction the
-forward and the backward are one call each into the C++ extension (csrc/fused_lstm.cpp): per step the
-recurrent product (by the extension's own register-blocked kernels, in float32 or bfloat16) and one fused
+forward and the backward are one call each into the C++ extension (csrc/fused_lstm.cpp and the lstm_*.h
+headers it includes): per step the recurrent product (by the extension's own register-blocked kernels, in
+float32 or bfloat16) and one fused
 pass of gate maths with recurrent dropout, zoneout, layer norms and padding; the input projection, and in
 the backward the weight gradients, as one matrix product each over all steps (larger layers) or step by
 step inside the time loop while the rows are in cache (small layers, where the BLAS is slow on such skinny
