@@ -51,7 +51,7 @@ def test_run_config_errors(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"task": "forecast"}))
     with pytest.raises(LstmkitError) as err:
         read_run_config(tmp_path, "textgen")
-    assert str(err.value) == f"{tmp_path} is not a textgen run (its config.json says task 'forecast')"
+    assert str(err.value) == f"{tmp_path} is a forecast run, not a textgen run"
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(LstmkitError) as err:
         read_run_config(tmp_path, "textgen")

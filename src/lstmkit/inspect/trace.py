@@ -19,7 +19,7 @@ from ..errors import LstmkitError
 from ..nn import LSTM
 from ..tasks import registry
 from ..tasks.base import Task
-from ..train.runs import read_json
+from ..train.runs import read_run_config
 
 _log = logging.getLogger(__name__)
 
@@ -83,11 +83,7 @@ def load_subject(run: Any) -> Subject:
     if not isinstance(run, (str, Path)):
         return _from_predictor(run, getattr(run, "path", None))
     path = Path(run)
-    if not path.is_dir():
-        raise LstmkitError(f"run folder not found: {path}")
-    config = read_json(path / "config.json", "config.json") if (path / "config.json").is_file() else None
-    if not isinstance(config, dict):
-        raise LstmkitError(f"{path} is not an lstmkit run folder (no config.json)")
+    config = read_run_config(path)
     readable = sorted(t.name for t in registry.all_tasks() if type(t).text_view is not Task.text_view)
     if config.get("task") not in readable:
         raise LstmkitError(f"inspect cannot read {config.get('task')!r} runs yet; it reads runs of: "

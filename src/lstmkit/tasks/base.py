@@ -22,7 +22,7 @@ from ..errors import LstmkitError
 from ..train import FitResult, Trainer, check_new_output, write_folder
 from ..train.checkpoint import load_weights
 from ..train.engine import RESUMABLE, EpochSource, Objective
-from ..train.runs import json_bytes, read_json
+from ..train.runs import json_bytes, read_json, read_run_config
 
 _log = logging.getLogger(__name__)
 
@@ -254,22 +254,6 @@ def remaining_work(state: dict[str, Any], train: Any) -> str | None:
     if reason not in ("", *RESUMABLE, "epochs"):  # "": a checkpoint between epochs of a killed run
         return reason
     return None
-
-
-def read_run_config(folder: Path, task: str) -> dict[str, Any]:
-    """The config.json of a run folder made by ``task``, with clear errors when the folder is not one."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise LstmkitError(f"run folder not found: {folder}")
-    if not (folder / "config.json").is_file():
-        raise LstmkitError(f"{folder} is not an lstmkit run folder (no config.json)")
-    config = read_json(folder / "config.json", "config.json")
-    found = config.get("task") if isinstance(config, dict) else None
-    if found != task:
-        raise LstmkitError(f"{folder} is a {found} run, not a {task} run; use `lstmkit {found} ...` "
-                           f"or lstmkit.load()" if isinstance(found, str) else
-                           f"{folder} is not a {task} run (its config.json names no task)")
-    return config
 
 
 def fit_run(

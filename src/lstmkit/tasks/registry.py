@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LstmkitError
-from ..train.runs import read_json
+from ..train.runs import read_run_config
 from .base import Task
 
 # task name -> (module under lstmkit.tasks, the name of its Task instance)
@@ -37,16 +37,7 @@ def all_tasks() -> list[Task]:
 
 def task_of(folder: str | Path) -> Task:
     """The task that made a run folder (its config.json's "task")."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise LstmkitError(f"run folder not found: {folder}")
-    if not (folder / "config.json").is_file():
-        raise LstmkitError(f"{folder} is not an lstmkit run folder (no config.json)")
-    config = read_json(folder / "config.json", "config.json")
-    name = config.get("task") if isinstance(config, dict) else None
-    if not isinstance(name, str):
-        raise LstmkitError(f"{folder}/config.json names no task")
-    return get(name)
+    return get(read_run_config(folder)["task"])
 
 
 def load(folder: str | Path) -> Any:

@@ -117,15 +117,18 @@ def read_json(path: Path, what: str) -> Any:
         raise LstmkitError(f"cannot read {path}: not valid JSON ({err})") from None
 
 
-def read_run_config(folder: Path, task: str) -> dict[str, Any]:
-    """The config.json of a run folder made by ``task``, with clear errors when the folder is not one."""
+def read_run_config(folder: Path, task: str | None = None) -> dict[str, Any]:
+    """The config.json of a run folder (made by ``task``, when given), with clear errors when the folder is
+    not one: it names the task that made it."""
     folder = Path(folder)
     if not folder.is_dir():
         raise LstmkitError(f"run folder not found: {folder}")
     if not (folder / "config.json").is_file():
         raise LstmkitError(f"{folder} is not an lstmkit run folder (no config.json)")
     config = read_json(folder / "config.json", "config.json")
-    if not isinstance(config, dict) or config.get("task") != task:
-        found = config.get("task") if isinstance(config, dict) else None
-        raise LstmkitError(f"{folder} is not a {task} run (its config.json says task {found!r})")
+    found = config.get("task") if isinstance(config, dict) else None
+    if not isinstance(found, str):
+        raise LstmkitError(f"{folder}/config.json names no task")
+    if task is not None and found != task:
+        raise LstmkitError(f"{folder} is a {found} run, not a {task} run")
     return config
