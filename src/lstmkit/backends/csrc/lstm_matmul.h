@@ -62,21 +62,36 @@ struct Strided {
   int64_t ars, acs;  // A (r, q) = a[r * ars + q * acs]
 };
 
+// The registers small_block accumulates in: one holds 16 floats with AVX-512, 8 without (a 64-byte vector
+// type on a machine without AVX-512 is lowered element by element, many times slower), so a block's vector of
+// 16 columns is kLanes registers.
+#if defined(__AVX512F__)
+typedef float lane __attribute__((vector_size(64)));
+typedef float laneu __attribute__((vector_size(64), aligned(4)));
+#else
+typedef float lane __attribute__((vector_size(32)));
+typedef float laneu __attribute__((vector_size(32), aligned(4)));
+#endif
+constexpr int kLaneFloats = sizeof(lane) / sizeof(float);
+constexpr int kLanes = 16 / kLaneFloats;
+
 template <int R, int NV, bool ACC>
 inline void small_block(Strided A, int64_t k, const float* bm, int64_t ldb, float* c, int64_t ldc) {
-  v16 acc[R][NV];
+  constexpr int U = NV * kLanes;  // registers across the block's columns
+  lane acc[R][U];
   for (int r = 0; r < R; ++r)
-    for (int v = 0; v < NV; ++v) acc[r][v] = ACC ? *reinterpret_cast<const v16u*>(c + r * ldc + 16 * v) : v16{};
+    for (int u = 0; u < U; ++u)
+      acc[r][u] = ACC ? *reinterpret_cast<const laneu*>(c + r * ldc + kLaneFloats * u) : lane{};
   for (int64_t q = 0; q < k; ++q) {
-    v16 b[NV];
-    for (int v = 0; v < NV; ++v) b[v] = *reinterpret_cast<const v16u*>(bm + q * ldb + 16 * v);
+    lane b[U];
+    for (int u = 0; u < U; ++u) b[u] = *reinterpret_cast<const laneu*>(bm + q * ldb + kLaneFloats * u);
     for (int r = 0; r < R; ++r) {
       const float s = A.a[r * A.ars + q * A.acs];
-      for (int v = 0; v < NV; ++v) acc[r][v] += s * b[v];
+      for (int u = 0; u < U; ++u) acc[r][u] += s * b[u];
     }
   }
   for (int r = 0; r < R; ++r)
-    for (int v = 0; v < NV; ++v) *reinterpret_cast<v16u*>(c + r * ldc + 16 * v) = acc[r][v];
+    for (int u = 0; u < U; ++u) *reinterpret_cast<laneu*>(c + r * ldc + kLaneFloats * u) = acc[r][u];
 }
 
 template <int N>
@@ -86,20 +101,29 @@ using Int = std::integral_constant<int, N>;
 // columns j..j+16 NV-1, n a multiple of 16. Rows in blocks of at most 6 (24 accumulators and 4 loaded vectors
 // fill the 32 registers, and each loaded vector of Bm then serves more rows than with blocks of 4), as even
 // as the count allows: 15 rows as 5 + 5 + 5 rather than 6 + 6 + 3, since Bm is read once per block whatever
-// its size and a short block is slow. Columns in blocks of 4 vectors, the last one shorter. With at most
+// its size and a short block is slow. Columns in blocks of 4 vectors (with AVX-512; see kBlockVectors), the
+// last one shorter. With at most
 // kColumnsOuter row blocks (the per-step products: a thread's few tens of rows) the columns are the outer
 // loop, so that each column block of Bm, fetched from L3 for the first row block, is in L2 for the others
 // (the W_hh of a layer of a few hundred units does not fit a core's L2). With more row blocks the rows are
 // the outer loop within tiles of kTileCols columns of Bm, each in L2 while all the rows pass over it (large
 // batches' per-step products; tiled_gemm hands over one such tile per call already) and a block of rows stays
 // in L1.
+// Without AVX-512 there are 16 registers of 8 floats, not 32 of 16: a block of 6 rows x 4 vectors (48 of
+// them) would spill its accumulators to memory at every step of k, so columns go in blocks of one vector of
+// 16 (6 rows x 2 registers of accumulators, 2 loaded, 1 broadcast).
+#if defined(__AVX512F__)
+constexpr int kBlockVectors = 4;
+#else
+constexpr int kBlockVectors = 1;
+#endif
 constexpr int64_t kColumnsOuter = 8, kTileCols = 256;
 template <typename F>
 void for_register_blocks(int64_t rows, int64_t n, const F& f) {
   // g(j, Int<NV>) for each block of columns j0..j1 - 1; g(r, Int<R>) for each block of rows
   auto column_blocks = [](int64_t j0, int64_t j1, const auto& g) {
     int64_t j = j0;
-    for (; j + 64 <= j1; j += 64) g(j, Int<4>{});
+    for (; j + 16 * kBlockVectors <= j1; j += 16 * kBlockVectors) g(j, Int<kBlockVectors>{});
     switch ((j1 - j) / 16) {
       case 3: g(j, Int<3>{}); break;
       case 2: g(j, Int<2>{}); break;
