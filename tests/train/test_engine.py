@@ -1,4 +1,5 @@
 import math
+import time
 
 import pytest
 import torch
@@ -202,3 +203,37 @@ def test_predict_concatenates_batches():
     trainer = _trainer(_config())
     out = trainer.predict(data.epoch(torch.Generator().manual_seed(0)))
     assert out.shape == (64,)
+
+
+def test_max_time_leaves_out_one_time_set_up(monkeypatch):
+    # the first step "builds the extension" for 6 s: with max_time 5 s a run that counted it would stop after
+    # that step; it reaches max_steps instead, and its seconds leave the build out
+    from lstmkit.backends import extension
+    from lstmkit.train import engine
+
+    data, slept = SumData(), []
+
+    def slow_first_outputs(model, batch):
+        if not slept:
+            time.sleep(6.0)
+            extension.setup_seconds += 6.0
+            slept.append(1)
+        return model(batch.inputs)
+
+    trainer = _trainer(_config(max_time=5.0, max_steps=2, epochs=1))
+    monkeypatch.setattr(trainer.objective, "outputs", slow_first_outputs)
+    monkeypatch.setattr(engine, "setup_seconds", lambda: extension.setup_seconds + 0.0)
+    started = time.perf_counter()
+    result = trainer.fit(data, data.as_batch())
+    wall = time.perf_counter() - started
+    assert result.state.stop_reason == "max_steps" and result.state.step == 2
+    assert result.state.seconds <= wall - 6.0
+
+
+def test_max_time_counts_the_whole_run_across_resumes(tmp_path):
+    data = SumData()
+    first = _trainer(_config(max_steps=3), tmp_path / "run").fit(data, data.as_batch())
+    trainer = _trainer(_config(max_time=first.state.seconds / 2), tmp_path / "run")
+    trainer.restore(tmp_path / "run")
+    result = trainer.fit(data, data.as_batch())
+    assert result.state.stop_reason == "max_time" and result.state.step == 3  # the budget was spent already

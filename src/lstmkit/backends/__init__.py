@@ -36,7 +36,7 @@ from torch import Tensor
 
 from ..core.step import CellWeights
 from ..errors import LstmkitError
-from . import autotune, fused, reference, torch_nn, triton_gpu
+from . import autotune, extension, fused, reference, torch_nn, triton_gpu
 from .spec import CELL_NAMES, DESCRIPTIONS, StackSpec, features
 
 BACKENDS: dict[str, ModuleType] = {m.NAME: m for m in (torch_nn, fused, triton_gpu, reference)}
@@ -213,3 +213,9 @@ def plan(
     if name == "auto":
         return _auto(spec, device, dtype, training, shape, purpose)
     return _named(name, spec, device, dtype, training, shape, purpose)
+
+
+def setup_seconds() -> float:
+    """Seconds this process has spent on one-time set-up: building or loading the fused extension and timing
+    backends for auto. Training time limits leave them out."""
+    return extension.setup_seconds + autotune.setup_seconds

@@ -27,6 +27,7 @@ from .spec import StackSpec
 _log = logging.getLogger(__name__)
 MARGIN = 1.05
 ROUNDS = 5
+setup_seconds = 0.0  # spent in this process timing backends
 _lock = threading.Lock()
 _choices: dict[str, str] = {}
 _loaded = False
@@ -126,6 +127,8 @@ def choose(spec: StackSpec, batch: int, steps: int, *, training: bool, runners: 
         _load_file()
         if key in _choices:
             return _choices[key]
+        global setup_seconds
+        started = time.perf_counter()
         b, t = _bucket(batch), _bucket(steps)
         timers = {name: _time(run, spec, b, t, training, grad) for name, run in runners.items()}
         for timer in timers.values():
@@ -141,6 +144,7 @@ def choose(spec: StackSpec, batch: int, steps: int, *, training: bool, runners: 
         )
         _choices[key] = choice
         _save_file()
+        setup_seconds += time.perf_counter() - started
         return choice
 
 

@@ -20,6 +20,7 @@ import os
 import platform
 import shutil
 import threading
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -33,6 +34,7 @@ LDFLAGS = ("-fopenmp",)  # the OpenMP runtime torch itself uses
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}  # "module" or "reason", once decided
+setup_seconds = 0.0  # spent in this process building or loading the extension
 
 
 def cache_dir() -> Path:
@@ -89,8 +91,10 @@ def _build() -> ModuleType:
 
 def load() -> ModuleType | None:
     """The compiled extension, building it if needed; None when it cannot be built (see unavailable_reason)."""
+    global setup_seconds
     with _lock:
         if not _state:
+            started = time.perf_counter()
             reason = _missing_tool()
             if reason is None:
                 try:
@@ -100,6 +104,7 @@ def load() -> ModuleType | None:
                     reason = f"the fused extension failed to build: {first_line}"
             if reason is not None:
                 _state["reason"] = reason
+            setup_seconds += time.perf_counter() - started
         return loaded()
 
 

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ..backends import setup_seconds
 from ..config import TrainConfig
 from ..data.batch import Batch
 from ..utils.device import resolve_device
@@ -149,11 +150,16 @@ class Trainer:
 
     # ---- training ------------------------------------------------------------------------------
 
-    def _limits_reached(self, started: float, seconds_before: float) -> str:
+    def _elapsed(self, started: float, setup_before: float) -> float:
+        """Training seconds since ``started``, without the one-time set-up the backends did meanwhile
+        (building the extension, timing backends for auto)."""
+        return time.perf_counter() - started - (setup_seconds() - setup_before)
+
+    def _limits_reached(self, elapsed: float, seconds_before: float) -> str:
         cfg = self.config
         if cfg.max_steps is not None and self.state.step >= cfg.max_steps:
             return "max_steps"
-        if cfg.max_time is not None and seconds_before + time.perf_counter() - started >= cfg.max_time:
+        if cfg.max_time is not None and seconds_before + elapsed >= cfg.max_time:
             return "max_time"
         return ""
 
@@ -219,7 +225,7 @@ class Trainer:
                 for group, lr in zip(self.optimizer.param_groups, restored_lrs, strict=True):
                     group["lr"] = lr
         self.model.train()
-        started = time.perf_counter()
+        started, setup_before = time.perf_counter(), setup_seconds()
         seconds_before = s.seconds
         s.stop_reason = ""
         bar = tqdm(
@@ -239,7 +245,7 @@ class Trainer:
                 for index, batch in enumerate(train.epoch(generator)):
                     if index < s.batch_in_epoch:
                         continue  # done before the run was resumed
-                    s.stop_reason = self._limits_reached(started, seconds_before)
+                    s.stop_reason = self._limits_reached(self._elapsed(started, setup_before), seconds_before)
                     if s.stop_reason:
                         break
                     loss = self._train_step(batch)
@@ -249,12 +255,12 @@ class Trainer:
                     s.epoch_items += n
                     items_done += n
                     loss_ema = loss if loss_ema is None else 0.95 * loss_ema + 0.05 * loss
-                    rate = items_done / max(1e-9, time.perf_counter() - started)
+                    rate = items_done / max(1e-9, self._elapsed(started, setup_before))
                     bar.set_postfix(loss=f"{loss_ema:.3f}", items_per_s=f"{rate:,.0f}", refresh=False)
                     bar.update(1)
                 if s.stop_reason:
                     break
-                s.seconds = seconds_before + time.perf_counter() - started
+                s.seconds = seconds_before + self._elapsed(started, setup_before)
                 val_metrics = self.evaluate(val)
                 if self._end_epoch(val_metrics, s.seconds):
                     s.stop_reason = "early_stopping"
@@ -267,7 +273,7 @@ class Trainer:
         finally:
             bar.close()
         s.stop_reason = s.stop_reason or "epochs"
-        s.seconds = seconds_before + time.perf_counter() - started
+        s.seconds = seconds_before + self._elapsed(started, setup_before)
         metrics = self._checkpoint(val, final=True)
         _log.info("stopped (%s) after %d steps, %.1f s", s.stop_reason, s.step, s.seconds)
         return FitResult(metrics, s.history, s)
