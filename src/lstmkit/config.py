@@ -60,6 +60,8 @@ class ModelConfig:
     zoneout: float = setting(0.0, "LSTM: probability that a unit keeps its previous state at a step")
     layer_norm: bool = setting(False, "LSTM: layer-normalised gates and cell")
     backend: str = setting("auto", "recurrent backend", choices=BACKENDS)
+    backend_used: str = setting("", "the backend that trained the run, recorded after its first step and reused "
+                                "by --resume and --config (a name, or module=name pairs)", cli=False)
     pooling: str = setting("last", "how a text classifier pools the outputs over time", choices=POOLINGS)
 
     def validate(self) -> None:

@@ -67,6 +67,7 @@ def test_select_measures_only_where_both_can_run(measuring):
 def test_choices_are_kept_per_build_of_the_extension(monkeypatch, tmp_path):
     # what an older build of the kernels measured says nothing about a newer one
     monkeypatch.setenv("LSTMKIT_AUTOTUNE", "1")
+    monkeypatch.delenv("LSTMKIT_AUTOTUNE_CACHE", raising=False)
     monkeypatch.setenv("LSTMKIT_EXTENSIONS_DIR", str(tmp_path))
     spec = LSTM(3, 4).spec
     try:

@@ -88,12 +88,18 @@ def test_train_prints_a_summary_and_dry_run(macbeth_excerpt, tmp_path, capsys):
 
 @pytest.mark.data
 def test_bf16_training_through_the_fused_backend(macbeth_excerpt, tmp_path, capsys):
-    out = tmp_path / "r"
-    argv = ["textgen", "train", "--text", str(macbeth_excerpt), "--out", str(out), "--max-steps", "3", *TINY]
-    assert _run(capsys, *argv, "--precision", "bf16", "--backend", "fused", "--recurrent-dropout", "0.1")[0] == 0
-    config = json.loads((out / "config.json").read_text())
-    assert config["train"]["precision"] == "bf16" and config["model"]["backend"] == "fused"
-    assert json.loads((out / "metrics.json").read_text())["val"]["loss"] < 10
+    """bf16 trains as well as fp32 from the same seed: 30 steps take the validation loss from the untrained
+    model's 4.28 nats to 3.47 in both precisions."""
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / precision
+        argv = ["textgen", "train", "--text", str(macbeth_excerpt), "--out", str(out), "--max-steps", "30", *TINY]
+        assert _run(capsys, *argv, "--precision", precision, "--backend", "fused", "--recurrent-dropout", "0.1")[0] == 0
+        config = json.loads((out / "config.json").read_text())
+        assert config["train"]["precision"] == precision and config["model"]["backend_used"] == "fused"
+        losses[precision] = json.loads((out / "metrics.json").read_text())["val"]["loss"]
+    assert losses["bf16"] < 3.8, losses
+    assert abs(losses["bf16"] - losses["fp32"]) < 0.02, losses
 
 
 @pytest.mark.data
@@ -114,14 +120,37 @@ def test_resume_and_overwrite(macbeth_excerpt, tmp_path, capsys):
 
 
 @pytest.mark.data
-def test_data_list_and_download_from_offline_copy(capsys):
-    from lstmkit.data import REGISTRY
+def test_data_list_and_download_from_offline_copy(macbeth_path, tmp_path, monkeypatch, capsys):
+    """``data download macbeth`` fetches the registered file (its address pointed at the offline copy, as no
+    network is assumed) into the cache and checks it against the registry's sha256; a changed copy is refused."""
+    import dataclasses
+
+    from lstmkit.data import REGISTRY, registry
 
     code, out, _ = _run(capsys, "data", "list")
     assert code == 0
     names = [line.split()[0] for line in out.splitlines() if line and not line.startswith(" ")]
     assert names == sorted(REGISTRY)
     assert "license: public domain; local copy: " in out
+
+    def served_from(path):
+        macbeth = REGISTRY["macbeth"]
+        files = tuple(dataclasses.replace(f, url=path.as_uri()) for f in macbeth.files)
+        monkeypatch.setitem(registry.REGISTRY, "macbeth", dataclasses.replace(macbeth, files=files))
+
+    served_from(macbeth_path)
+    monkeypatch.setenv("LSTMKIT_CACHE_DIR", str(tmp_path / "cache"))
+    code, out, _ = _run(capsys, "data", "download", "macbeth")
+    cached = tmp_path / "cache" / "macbeth" / "shakespeare-macbeth.txt"
+    assert code == 0 and out == f"{cached}\n"
+    assert cached.read_bytes() == macbeth_path.read_bytes()
+    changed = tmp_path / "changed.txt"
+    changed.write_bytes(macbeth_path.read_bytes().replace(b"Macbeth", b"Macbech", 1))
+    served_from(changed)
+    monkeypatch.setenv("LSTMKIT_CACHE_DIR", str(tmp_path / "cache2"))
+    code, _, err = _run(capsys, "data", "download", "macbeth")
+    assert code == 2 and err.startswith("error: checksum mismatch for macbeth/shakespeare-macbeth.txt from ")
+    assert not (tmp_path / "cache2" / "macbeth" / "shakespeare-macbeth.txt").exists()
 
 
 def test_data_download_verifies_checksum(tmp_path, monkeypatch, capsys):

@@ -81,3 +81,13 @@ def test_input_errors_exit_2_and_write_nothing(ett_slice, tmp_path, capsys):
     code, _, err = _run(capsys, "forecast", "predict", tmp_path / "nowhere", "--csv", ett_slice)
     assert code == 2 and err == f"error: run folder not found: {tmp_path / 'nowhere'}\n"
     assert not out.exists()
+
+
+def test_backtest_into_an_existing_folder_offers_only_overwrite(tmp_path, capsys):
+    """backtest has no --resume, so its refusal does not suggest one."""
+    out = tmp_path / "bt"
+    out.mkdir()
+    code = main(["forecast", "backtest", "--csv", str(tmp_path / "any.csv"), "--target", "y", "--out", str(out)])
+    assert (code, capsys.readouterr().err) == (
+        2, f"error: output folder {out} already exists; pass --overwrite to replace it\n"
+    )

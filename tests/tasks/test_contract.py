@@ -3,6 +3,8 @@ on the task's own example data, save, load through ``lstmkit.load`` with identic
 interrupted run to the weights of an uninterrupted one, run the command line's dry run, and refuse a bad
 input with exit status 2, one line and nothing written. A new task gets these tests by registering."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -51,9 +53,39 @@ def task(request):
     return registry.get(request.param)
 
 
-def test_fit_save_load_predict_identically(task, tmp_path):
+# "auto" as users get it (measured on this machine) and "fused" named: the two a default run can train on
+TRAINING_BACKENDS = ("auto", "fused")
+
+
+def _on(task, settings: dict, backend: str) -> dict:
+    """The example's settings on ``backend``; a task without a backend setting runs on auto only."""
+    if "model" not in task.sections(task.default_config()):
+        if backend != "auto":
+            pytest.skip(f"the {task.name} task has no backend setting: its stacks run on auto")
+        return settings
+    return {**settings, "backend": backend}
+
+
+def _check_recorded_backend(folder, backend: str) -> None:
+    """config.json and metrics.json name the backend that trained the run, and why."""
+    config = json.loads((folder / "config.json").read_text())
+    if "model" not in config:
+        return  # the memory experiment: several models, each its own run, no model section or metrics.json
+    metrics = json.loads((folder / "metrics.json").read_text())
+    recorded = config["model"]["backend_used"]
+    assert recorded == metrics["run"]["backend"]
+    if backend == "auto":
+        assert recorded in ("torch", "fused"), recorded
+        assert metrics["run"]["backend_reason"].startswith("auto: "), metrics["run"]
+    else:
+        assert recorded == backend and metrics["run"]["backend_reason"] == "named"
+
+
+@pytest.mark.parametrize("backend", TRAINING_BACKENDS)
+def test_fit_save_load_predict_identically(task, backend, tmp_path):
     example = task.example(tmp_path)
-    run = task.train(out=tmp_path / "run", **example.settings)
+    run = task.train(out=tmp_path / "run", **_on(task, example.settings, backend))
+    _check_recorded_backend(tmp_path / "run", backend)
     loaded = lstmkit.load(tmp_path / "run")
     assert type(loaded) is type(run)
     assert loaded.config == run.config and isinstance(loaded.metrics, dict) and loaded.metrics
@@ -74,9 +106,11 @@ def test_a_run_of_another_task_is_refused_naming_both(task, tmp_path):
             assert f"is a {task.name} run, not a {other.name} run" in str(err.value)
 
 
-def test_interrupted_run_resumes_to_the_uninterrupted_weights(task, tmp_path, monkeypatch):
+@pytest.mark.parametrize("backend", TRAINING_BACKENDS)
+def test_interrupted_run_resumes_to_the_uninterrupted_weights(task, backend, tmp_path, monkeypatch):
     example = task.example(tmp_path)
-    full = task.train(out=tmp_path / "full", **example.settings)
+    settings = _on(task, example.settings, backend)
+    full = task.train(out=tmp_path / "full", **settings)
 
     real_step, calls = Trainer._train_step, []
 
@@ -88,12 +122,13 @@ def test_interrupted_run_resumes_to_the_uninterrupted_weights(task, tmp_path, mo
 
     monkeypatch.setattr(Trainer, "_train_step", interrupted_step)
     try:
-        task.train(out=tmp_path / "part", **example.settings)
+        task.train(out=tmp_path / "part", **settings)
     except KeyboardInterrupt:
         pass  # a task whose runs are several trainings stops on it; the others save and return
     monkeypatch.setattr(Trainer, "_train_step", real_step)
     assert len(calls) == 5
-    resumed = task.train(out=tmp_path / "part", resume=True, **example.settings)  # the same command, resumed
+    resumed = task.train(out=tmp_path / "part", resume=True, **settings)  # the same command, resumed
+    _check_recorded_backend(tmp_path / "part", backend)
     want, got = _weights(full), _weights(lstmkit.load(tmp_path / "part"))
     assert sorted(want) == sorted(got)
     for name in want:

@@ -92,6 +92,8 @@ class Plan:
         purpose: "run", "trace", "step" or "generate".
         one_call: for step and generate, whether the backend does the whole call itself; when False, ``step``
             runs the backend over a one-step sequence, and generation is the caller's loop over steps.
+        reason: why this backend: "named", or auto's grounds (what it fell back from, what it measured); a run
+            folder records it beside the backend that trained it.
     """
 
     backend: ModuleType
@@ -99,6 +101,7 @@ class Plan:
     training: bool
     purpose: str
     one_call: bool = True
+    reason: str = ""
 
     @property
     def name(self) -> str:
@@ -140,33 +143,41 @@ def _log_once(message: str) -> None:
 def _first(
     spec: StackSpec, device: torch.device, dtype: torch.dtype, training: bool, shape: tuple[int, int] | None,
     purpose: str,
-) -> ModuleType | None:
-    """Auto's choice: the first backend offering ``purpose`` that can serve it, or None."""
+) -> tuple[ModuleType | None, str]:
+    """Auto's choice: the first backend offering ``purpose`` that can serve it (or None), and why."""
+    skipped: list[str] = []
     for backend in BACKENDS.values():
         if purpose not in backend.PURPOSES:
             continue
         reason = unsupported(backend.NAME, spec, device=device, dtype=dtype, training=training, purpose=purpose)
         if reason is not None:
             _log_once(f"backend 'auto': {reason}; falling back from {backend.NAME!r}")
+            skipped.append(reason)
             continue
-        if backend is torch_nn and shape is not None and autotune.enabled():
-            if unsupported(fused.NAME, spec, device=device, dtype=dtype, training=training) is None:
-                runners = {"torch": torch_nn.run, "fused": fused.run}
-                return BACKENDS[autotune.choose(spec, *shape, training=training, runners=runners)]
-        return backend
-    return None
+        why = f"auto: {'; '.join(skipped)}" if skipped else "auto: the first backend that runs it"
+        if backend is torch_nn and shape is not None:
+            fused_reason = unsupported(fused.NAME, spec, device=device, dtype=dtype, training=training)
+            if fused_reason is not None:
+                return backend, f"{why}; {fused_reason}"
+            if not autotune.enabled():
+                return backend, f"{why}; measuring off (LSTMKIT_AUTOTUNE=0)"
+            runners = {"torch": torch_nn.run, "fused": fused.run}
+            choice = autotune.choose(spec, *shape, training=training, runners=runners)
+            return BACKENDS[choice], f"auto: {autotune.explain(choice, *shape)}"
+        return backend, why
+    return None, "; ".join(skipped)
 
 
 def _auto(
     spec: StackSpec, device: torch.device, dtype: torch.dtype, training: bool, shape: tuple[int, int] | None,
     purpose: str,
 ) -> Plan:
-    backend = _first(spec, device, dtype, training, shape if purpose != "generate" else None, purpose)
+    backend, why = _first(spec, device, dtype, training, shape if purpose != "generate" else None, purpose)
     if backend is not None:
-        return Plan(backend, spec, training, purpose)
+        return Plan(backend, spec, training, purpose, reason=why)
     if purpose in ("step", "generate"):
         runs = _auto(spec, device, dtype, training, shape if purpose == "step" else None, "run")
-        return Plan(runs.backend, spec, training, purpose, one_call=False)
+        return Plan(runs.backend, spec, training, purpose, one_call=False, reason=runs.reason)
     # the reference runs and traces every configuration it declares: only an option nobody declares gets here
     reason = unsupported(reference.NAME, spec, device=device, dtype=dtype, training=training)
     raise BackendUnsupported(f"backend 'auto' found no backend to run this configuration: {reason}")
@@ -185,8 +196,8 @@ def _named(
         raise BackendUnsupported(f"backend {name!r} cannot run this configuration: {reason}")
     if purpose in ("step", "generate"):
         at_once = unsupported(name, spec, device=device, dtype=dtype, training=training, purpose=purpose) is None
-        return Plan(backend, spec, training, purpose, one_call=at_once)
-    return Plan(backend, spec, training, purpose)
+        return Plan(backend, spec, training, purpose, one_call=at_once, reason="named")
+    return Plan(backend, spec, training, purpose, reason="named")
 
 
 def plan(

@@ -5,8 +5,8 @@ of the same shape (batch and length rounded up to powers of two), forward and, w
 backward, alternating, best of five: with fewer rounds one unlucky round (another process taking a core) can
 decide for good, since the choice is cached. Fused is chosen only when it wins by more than 5%, so that auto
 is never slower than torch by more than the noise of the measurement. Results are kept in memory and in
-``autotune.json`` beside the compiled extension; ``LSTMKIT_AUTOTUNE=0`` turns measuring off (auto then prefers
-torch whenever it can run).
+``autotune.json`` beside the compiled extension (or the file LSTMKIT_AUTOTUNE_CACHE names);
+``LSTMKIT_AUTOTUNE=0`` turns measuring off (auto then prefers torch whenever it can run).
 """
 
 import functools
@@ -56,8 +56,11 @@ def _key(spec: StackSpec, batch: int, steps: int, training: bool, grad: bool) ->
 
 
 def _store() -> str:
-    """In the folder of this build of the extension: a new build (new kernels) measures again."""
-    return str(extension.cache_dir() / extension.build_name() / "autotune.json")
+    """In the folder of this build of the extension (a new build, new kernels, measures again), unless
+    LSTMKIT_AUTOTUNE_CACHE names another file (tests use one of their own, to measure as a first run does)."""
+    return os.environ.get("LSTMKIT_AUTOTUNE_CACHE") or str(
+        extension.cache_dir() / extension.build_name() / "autotune.json"
+    )
 
 
 def _load_file() -> None:
@@ -146,6 +149,13 @@ def choose(spec: StackSpec, batch: int, steps: int, *, training: bool, runners: 
         _save_file()
         setup_seconds += time.perf_counter() - started
         return choice
+
+
+def explain(choice: str, batch: int, steps: int) -> str:
+    """Why ``choose`` returned ``choice`` for a stack run on batch x steps, in words for a run's record (the
+    measured times are logged when measured)."""
+    other = "torch" if choice == "fused" else "fused"
+    return f"{choice} measured faster than {other} on this machine for batch {_bucket(batch)} x {_bucket(steps)} steps"
 
 
 def forget() -> None:

@@ -103,7 +103,8 @@ def add_train_command(
 ) -> argparse.ArgumentParser:
     """The ``train`` command of ``task`` (or another that takes the same options, with ``run``): its config
     options, --out, --overwrite, --resume, --dry-run; ``report(result)`` prints the outcome. ``passed`` names
-    options the caller adds to the returned parser that go to ``run`` as keyword arguments too."""
+    options the caller adds to the returned parser that go to ``run`` as keyword arguments too. A task that
+    writes a run folder through ``Task.train`` also gets --config (start from a run's config.json)."""
     p = actions.add_parser(name, help=help)
     names = add_config_options(p, task)
     run_group = p.add_argument_group("the run")
@@ -115,6 +116,11 @@ def add_train_command(
                                help="continue the run in --out from its last checkpoint (the other options may be "
                                     "given again with their saved values; epochs, max-steps and max-time may "
                                     "change)")
+    if task.writes_run and run is None:
+        run_group.add_argument("--config", metavar="PATH",
+                               help="start from a run's config.json (or folder): its settings and the backend "
+                                    "that trained it, so the same seed trains the same weights; options given "
+                                    "override it")
     run_group.add_argument("--dry-run", action="store_true", help="train for 2 steps only, to check the set-up")
     p.set_defaults(run=lambda args: _train(task, [*names, *passed], report, run, args))
     return p
@@ -127,6 +133,8 @@ def _train(task: Task, names: list[str], report: Callable[[Any], None], run: Cal
         settings |= task.dry_run_settings()
     out = args.out or task.default_out(settings)
     extra = {"resume": True} if getattr(args, "resume", False) else {}
+    if getattr(args, "config", None):
+        extra["config"] = args.config
     result = (run or task.train)(out=out, overwrite=args.overwrite, **extra, **settings)
     report(result)
     stopped = getattr(result, "metrics", {}).get("run", {}).get("stop_reason") if hasattr(result, "metrics") else None

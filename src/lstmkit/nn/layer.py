@@ -198,7 +198,8 @@ class _RecurrentStack(nn.Module):
             y: (B, T, D*H) (D*P with a projection), in the layout of x; and the final state.
         """
         x, tensors, lengths, unbatched = self._prepare(x, state, lengths)
-        y, final = self._plan(x, "run").run(x, tensors, self.cell_weights(), lengths)
+        self.last_plan_ = self._plan(x, "run")  # read by the trainer to record which backend trained a run
+        y, final = self.last_plan_.run(x, tensors, self.cell_weights(), lengths)
         return self._finish(y, final, unbatched)
 
     def extra_repr(self) -> str:

@@ -158,12 +158,7 @@ class Task:
 
     def read_config(self, folder: Path) -> Any:
         """The configuration stored in a run folder made by this task."""
-        raw = read_run_config(folder, self.name)
-        try:
-            parts = {name: from_dict(cls, raw[name]) for name, cls in self.section_classes().items()}
-        except (KeyError, TypeError) as err:
-            raise LstmkitError(f"{folder}/config.json is incomplete or malformed ({err})") from None
-        return dataclasses.replace(self.default_config(), **parts)
+        return self.config_from_file(Path(folder))
 
     def read_fitted(self, folder: Path) -> dict[str, Any]:
         return {name: read_json(folder / f"{name}.json", f"{name}.json") for name in self.fitted_files}
@@ -178,25 +173,55 @@ class Task:
         metrics = read_json(folder / "metrics.json", "metrics.json") if (folder / "metrics.json").is_file() else {}
         return self.predictor(model.eval(), config, fitted, metrics, folder)
 
-    def new_config(self, settings: dict[str, Any]) -> Any:
-        config = self.apply_settings(self.default_config(), settings)
+    def new_config(self, settings: dict[str, Any], base: str | Path | None = None) -> Any:
+        """The configuration of a new run: the task's defaults, or the config.json at ``base`` (another run's,
+        backend_used included, so that it trains as that run did), with ``settings`` applied. A model setting
+        that differs from the base's clears the recorded backend: the changed model chooses afresh."""
+        if base is None:
+            return self._validated(self.apply_settings(self.default_config(), settings))
+        start = self.config_from_file(Path(base))
+        config = self.apply_settings(start, settings)
+        model = self.sections(config).get("model")
+        if model is not None and getattr(model, "backend_used", "") and model != self.sections(start)["model"]:
+            config = dataclasses.replace(config, model=override(model, backend_used=""))
+        return self._validated(config)
+
+    @staticmethod
+    def _validated(config: Any) -> Any:
         config.validate()
         return config
 
-    def train(self, *, out: str | Path, overwrite: bool = False, resume: bool = False, **settings: Any) -> Any:
+    def config_from_file(self, path: Path) -> Any:
+        """The configuration in a run's config.json, or in the config.json of the run folder ``path``, refused
+        when another task made it."""
+        folder = path.parent if path.name == "config.json" and path.is_file() else path
+        raw = read_run_config(folder, self.name)
+        try:
+            parts = {name: from_dict(cls, raw[name]) for name, cls in self.section_classes().items()}
+        except (KeyError, TypeError) as err:
+            raise LstmkitError(f"{folder / 'config.json'} is incomplete or malformed ({err})") from None
+        return dataclasses.replace(self.default_config(), **parts)
+
+    def train(self, *, out: str | Path, overwrite: bool = False, resume: bool = False,
+              config: str | Path | None = None, **settings: Any) -> Any:
         """Trains a new run into ``out`` (refused if it exists, unless ``overwrite``), or with ``resume``
-        continues the run there from its last checkpoint. ``settings`` are fields of the task's config."""
+        continues the run there from its last checkpoint. ``settings`` are fields of the task's config;
+        ``config``, a run's config.json (or folder), starts from that run's configuration instead of the
+        defaults, recorded backend included."""
         out = Path(out)
         if resume:
             if overwrite:
                 raise LstmkitError("overwrite and resume exclude each other: resume continues the run in out")
-            config = self.resume_config(out, settings)
-            check_source(out, config or self.read_config(out))
-            if config is None:
+            if config is not None:
+                raise LstmkitError("config and resume exclude each other: resume continues with the saved "
+                                   "configuration in out")
+            resumed = self.resume_config(out, settings)
+            check_source(out, resumed or self.read_config(out))
+            if resumed is None:
                 return self.finish(self.read_config(out), out)
-            return self.fit(config, out, True)
+            return self.fit(resumed, out, True)
         check_new_output(out, overwrite)
-        return self.fit(self.new_config(settings), out, False)
+        return self.fit(self.new_config(settings, config), out, False)
 
     def check_unchanged(self, saved: Any, settings: dict[str, Any],
                         changeable: tuple[str, ...] = RESUME_SETTINGS) -> None:
@@ -269,11 +294,23 @@ def fit_run(
 ) -> FitResult:
     """Trains ``model`` and writes the run folder at every checkpoint: config.json, one JSON file per
     entry of ``fitted`` (vocabularies, scalers...), ``extra`` files and the engine's files. ``restore``
-    continues from the folder's checkpoint."""
-    static = {"config.json": config.to_dict(), "source.json": source_digests(config),
-              **{f"{name}.json": value for name, value in fitted.items()}}
-    static_bytes = {name: json_bytes(value) for name, value in static.items()} | (extra or {})
-    trainer = Trainer(model, objective, config.train, save=lambda files: write_folder(out, {**static_bytes, **files}))
+    continues from the folder's checkpoint.
+
+    The backend that trains the model is recorded in ``config.model.backend_used`` (set on ``config`` too, so
+    the caller's predictor carries the configuration its folder holds): the one recorded before when the
+    configuration has it (a resumed run, or one started from a run's config.json), else what the recurrent
+    stacks chose at the first step."""
+    static_bytes = {"source.json": json_bytes(source_digests(config)),
+                    **{f"{name}.json": json_bytes(value) for name, value in fitted.items()}} | (extra or {})
+    model_config = config.sections().get("model")
+    recorded = getattr(model_config, "backend_used", "") or None
+
+    def save(files: dict[str, Any]) -> None:
+        if model_config is not None and hasattr(model_config, "backend_used"):
+            model_config.backend_used = trainer.state.backend
+        write_folder(out, {"config.json": json_bytes(config.to_dict()), **static_bytes, **files})
+
+    trainer = Trainer(model, objective, config.train, save=save, backend=recorded)
     if restore:
         trainer.restore(out)
     return trainer.fit(train_data, val_data)

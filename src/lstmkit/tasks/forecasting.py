@@ -198,7 +198,7 @@ def backtest(
     metric across folds, for the model and the baselines) and each fold's metrics.json into ``out``; returns
     backtest.json's contents and the folder's ``path``."""
     out = Path(out)
-    check_new_output(out, overwrite)
+    check_new_output(out, overwrite, resumable=False)  # a backtest has no --resume
     if folds < 2:
         raise LstmkitError(f"folds must be at least 2, got {folds}")
     config = FORECAST.new_config({"csv": str(csv) if csv is not None else None, "data": data, **settings})

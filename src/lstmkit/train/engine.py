@@ -21,6 +21,7 @@ from ..backends import setup_seconds
 from ..config import TrainConfig
 from ..data.batch import Batch
 from ..utils.device import resolve_device
+from . import backend_record
 from .checkpoint import (
     load_tensors,
     load_weights,
@@ -78,6 +79,8 @@ class TrainState:
     best_epoch: int = 0            # 1-based; 0 before the first validation
     bad_epochs: int = 0
     stop_reason: str = ""          # epochs | early_stopping | target_reached | max_steps | max_time | interrupted
+    backend: str = ""              # the recurrent backend that trains the run (backend_record.describe); "" before
+    backend_reason: str = ""       # why: auto's grounds, "named", or the record it was pinned from
     history: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -108,6 +111,8 @@ class Trainer:
             its own files (config, vocabulary) and writes the folder atomically.
         stop_when: asked with each epoch's validation metrics; True ends the run ("target_reached"), for
             experiments that stop once a task is solved.
+        backend: the recurrent backend recorded by an earlier run (``backend_record.describe``), to train on
+            from the first step; None: the stacks' own choice at the first step, recorded and kept for the run.
     """
 
     def __init__(
@@ -117,6 +122,7 @@ class Trainer:
         config: TrainConfig,
         save: Callable[[dict[str, FileContent]], None] | None = None,
         stop_when: Callable[[dict[str, float]], bool] | None = None,
+        backend: str | None = None,
     ) -> None:
         config.validate()
         self.config = config
@@ -128,6 +134,7 @@ class Trainer:
         self.optimizer = build_optimizer(model.parameters(), config)
         self.scheduler: Any = None
         self.state = TrainState()
+        self.recorded_backend = backend
         self._best_weights: dict[str, Tensor] | None = None
         self._scheduler_state: dict[str, Any] | None = None  # from restore(), applied when fit builds the schedule
 
@@ -178,6 +185,23 @@ class Trainer:
         if not isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.scheduler.step()
         return float(loss.detach())
+
+    def _pin_backend(self) -> dict[str, str] | None:
+        """Pins the recorded backend (from the state, else the one given), or after the first step the one the
+        stacks ran; returns the stacks' own backends to put back, or None when nothing was pinned."""
+        s = self.state
+        if not s.backend and self.recorded_backend:
+            s.backend = self.recorded_backend
+            s.backend_reason = "recorded by the run it was configured from"
+        if not s.backend:
+            ran = backend_record.used(self.model)
+            if not ran:
+                return None
+            s.backend = backend_record.describe({name: backend for name, (backend, _) in ran.items()})
+            reasons = sorted({reason for _, reason in ran.values()})
+            s.backend_reason = "; ".join(reasons)
+            _log.info("training on backend %s (%s)", s.backend, s.backend_reason)
+        return backend_record.pin(self.model, backend_record.parse(self.model, s.backend))
 
     def _end_epoch(self, val: dict[str, float], seconds: float) -> bool:
         """Records the epoch; returns True when early stopping says stop."""
@@ -238,6 +262,7 @@ class Trainer:
             leave=False,
         )
         items_done, loss_ema = 0, None
+        own_backends = self._pin_backend()  # a resumed or reconfigured run: its recorded backend from the start
         try:
             while s.epoch < cfg.epochs and not s.stop_reason:
                 generator = torch.Generator().manual_seed(_epoch_seed(cfg.seed, s.epoch))
@@ -249,6 +274,8 @@ class Trainer:
                     if s.stop_reason:
                         break
                     loss = self._train_step(batch)
+                    if own_backends is None:
+                        own_backends = self._pin_backend()  # the first step's choice, kept for the run
                     n = self.objective.items(batch)
                     s.step, s.batch_in_epoch = s.step + 1, s.batch_in_epoch + 1
                     s.epoch_loss_sum += loss * n
@@ -275,6 +302,8 @@ class Trainer:
         s.stop_reason = s.stop_reason or "epochs"
         s.seconds = seconds_before + self._elapsed(started, setup_before)
         metrics = self._checkpoint(val, final=True)
+        if own_backends is not None:
+            backend_record.pin(self.model, own_backends)  # the trained model chooses afresh when used
         _log.info("stopped (%s) after %d steps, %.1f s", s.stop_reason, s.step, s.seconds)
         return FitResult(metrics, s.history, s)
 
@@ -309,6 +338,8 @@ class Trainer:
                 "stop_reason": s.stop_reason,
                 "best_epoch": s.best_epoch,
                 "weights": weights,
+                "backend": s.backend,
+                "backend_reason": s.backend_reason,
             },
         }
         if self.save is None:

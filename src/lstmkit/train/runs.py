@@ -38,12 +38,12 @@ def csv_bytes(rows: list[dict[str, Any]]) -> bytes:
     return out.getvalue().encode()
 
 
-def check_new_output(path: Path, overwrite: bool) -> None:
-    """Refuses an existing output path unless ``overwrite``; nothing is deleted here."""
+def check_new_output(path: Path, overwrite: bool, resumable: bool = True) -> None:
+    """Refuses an existing output path unless ``overwrite``; nothing is deleted here. ``resumable``: the
+    command has --resume, which the message then offers."""
     if path.exists() and not overwrite:
-        raise LstmkitError(
-            f"output folder {path} already exists; pass --overwrite to replace it or --resume to continue it"
-        )
+        resume = " or --resume to continue it" if resumable else ""
+        raise LstmkitError(f"output folder {path} already exists; pass --overwrite to replace it{resume}")
     if path.exists() and not path.is_dir():
         raise LstmkitError(f"output path {path} exists and is not a folder")
 
