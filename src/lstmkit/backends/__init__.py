@@ -22,6 +22,10 @@ rest (device, dtype, the extension's build). A backend never reroutes an input i
   measured faster for that shape on this machine (autotune.py). For step and generate, when no backend does
   the call at once, the plan runs the stack over one-step sequences (step), or the caller loops over steps
   (generate).
+* Under ``torch.jit.trace``, ``torch.onnx.export`` and ``torch.compile`` / ``torch.export`` (which record the
+  torch operations a call makes, and would keep a compiled extension's outputs as constants), "auto", "fused"
+  and "triton" give way to a backend made of torch operations: torch where it runs the stack, else the
+  reference, with one log line.
 * A named backend that cannot run the input raises BackendUnsupported with the reason. Asked to step or
   generate, a named backend that has no one-call path runs one-step sequences; asked to trace, a backend that
   keeps no gates (torch) leaves the trace to auto's choice, with one log line.
@@ -189,6 +193,30 @@ def _named(
     return Plan(backend, spec, training, purpose)
 
 
+TRACEABLE = ("torch", "reference")  # made of torch operations that tracing, export and compile record
+
+
+def _recording() -> bool:
+    """Whether torch is recording operations (tracing, exporting or compiling) rather than running them."""
+    return torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()
+
+
+def _traceable(
+    name: str, spec: StackSpec, device: torch.device, dtype: torch.dtype, training: bool, purpose: str
+) -> Plan:
+    """The plan while torch records operations: the torch backend where it can serve, else the reference (the
+    only one of the two that keeps gate traces); step and generate then run over one-step sequences."""
+    for backend in (reference,) if purpose == "trace" else (torch_nn, reference):
+        reason = unsupported(backend.NAME, spec, device=device, dtype=dtype, training=training)
+        if reason is None:
+            break
+    else:
+        raise BackendUnsupported(f"backend {name!r} found no traceable backend for this configuration: {reason}")
+    _log_once(f"backend {name!r} under tracing, export or compile: running the traceable {backend.NAME!r} backend")
+    one_call = unsupported(backend.NAME, spec, device=device, dtype=dtype, training=training, purpose=purpose) is None
+    return Plan(backend, spec, training, purpose, one_call=one_call)
+
+
 def plan(
     name: str, spec: StackSpec, *, device: torch.device, dtype: torch.dtype = torch.float32, training: bool,
     shape: tuple[int, int] | None = None, purpose: str = "run",
@@ -210,6 +238,8 @@ def plan(
     check_name(name)
     if purpose not in PURPOSES:
         raise LstmkitError(f"unknown purpose {purpose!r}; choose one of: {', '.join(PURPOSES)}")
+    if name not in TRACEABLE and _recording():
+        return _traceable(name, spec, device, dtype, training, purpose)
     if name == "auto":
         return _auto(spec, device, dtype, training, shape, purpose)
     return _named(name, spec, device, dtype, training, shape, purpose)
