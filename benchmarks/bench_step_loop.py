@@ -4,7 +4,8 @@ The loop is the one of most PyTorch generation code: ``y, state = lstm(x_t, stat
 batch 1, no gradients, the state carried. The model is W1's (2 x LSTM(300), 65 input features); each round
 times 300 steps of every contender, in an order that is reversed every other round, and the result is the
 median over rounds of each contender's time per step, with its ratio to torch.nn.LSTM's (below 1 is faster).
-What is measured is mostly the Python overhead of one call: at batch 1 the products are tiny.
+What is measured is mostly the Python overhead of one call: at batch 1 the products are tiny, so the
+benchmark runs on one thread (``--threads``), where a busy machine does not make threads wait on each other.
 
 Run:
     python benchmarks/bench_step_loop.py --rounds 15
@@ -47,7 +48,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--backends", nargs="+", default=["auto", "torch", "fused"])
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     models = contenders(args.backends)
     xs = torch.randn(args.steps, 1, 1, INPUT)
     for lstm in models.values():
@@ -58,7 +61,8 @@ def main() -> None:
         for name in names if r % 2 == 0 else reversed(names):
             times[name].append(loop(models[name], xs))
     base = statistics.median(times["torch.nn.LSTM"])
-    print(f"{'contender':<16} {'us/step':>8} {'vs torch':>9}   (median of {args.rounds} rounds x {args.steps} steps)")
+    print(f"{'contender':<16} {'us/step':>8} {'vs torch':>9}   (median of {args.rounds} rounds x {args.steps} steps, "
+          f"{args.threads} thread(s))")
     for name in names:
         median = statistics.median(times[name])
         print(f"{name:<16} {median * 1e6:8.1f} {median / base:8.2f}x")

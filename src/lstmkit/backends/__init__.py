@@ -22,10 +22,12 @@ rest (device, dtype, the extension's build). A backend never reroutes an input i
   measured faster for that shape on this machine (autotune.py). For step and generate, when no backend does
   the call at once, the plan runs the stack over one-step sequences (step), or the caller loops over steps
   (generate).
-* Under ``torch.jit.trace``, ``torch.onnx.export`` and ``torch.compile`` / ``torch.export`` (which record the
-  torch operations a call makes, and would keep a compiled extension's outputs as constants), "auto", "fused"
-  and "triton" give way to a backend made of torch operations: torch where it runs the stack, else the
-  reference, with one log line.
+* While torch records the operations a call makes (``torch.jit.trace`` and the ``torch.onnx.export`` built on
+  it; ``torch.export`` and what ``torch.compile`` traces), a compiled extension's outputs would be kept as
+  constants: "auto", "fused" and "triton" give way to a backend made of torch operations, with one log line.
+  The jit tracer takes torch where it runs the stack, else the reference; torch.export and dynamo take the
+  reference, since torch's fused RNN operator does not go through their autograd tracing on the CPU.
+  (``torch.compile`` itself runs the layers outside its graph, as it runs torch.nn.LSTM: see nn/layer.py.)
 * A named backend that cannot run the input raises BackendUnsupported with the reason. Asked to step or
   generate, a named backend that has no one-call path runs one-step sequences; asked to trace, a backend that
   keeps no gates (torch) leaves the trace to auto's choice, with one log line.
@@ -198,7 +200,7 @@ TRACEABLE = ("torch", "reference")  # made of torch operations that tracing, exp
 
 def _recording() -> bool:
     """Whether torch is recording operations (tracing, exporting or compiling) rather than running them."""
-    return torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()
+    return torch.jit.is_tracing() or torch.compiler.is_compiling()
 
 
 def _traceable(
@@ -206,7 +208,8 @@ def _traceable(
 ) -> Plan:
     """The plan while torch records operations: the torch backend where it can serve, else the reference (the
     only one of the two that keeps gate traces); step and generate then run over one-step sequences."""
-    for backend in (reference,) if purpose == "trace" else (torch_nn, reference):
+    jit_tracer = torch.jit.is_tracing() and purpose != "trace"
+    for backend in (torch_nn, reference) if jit_tracer else (reference,):
         reason = unsupported(backend.NAME, spec, device=device, dtype=dtype, training=training)
         if reason is None:
             break

@@ -251,6 +251,8 @@ class _RecurrentStack(nn.Module):
         Returns:
             y: (B, T, D*H) (D*P with a projection), in the layout of x; and the final state.
         """
+        if torch.compiler.is_compiling() and not torch.compiler.is_exporting():
+            return _outside_the_graph(self, x, state, lengths)
         if isinstance(x, PackedSequence):
             padded, lengths = torch_compat.unpack(x, lengths)                    # (B, T, I), (B,)
             padded, tensors, lengths, _ = self._prepare(padded, state, lengths, batch_first=True)
@@ -268,6 +270,11 @@ class _RecurrentStack(nn.Module):
             if getattr(s, field):
                 text += f", {field}={getattr(s, field)}"
         return text
+
+
+# torch.compile runs the layers as it runs torch.nn.LSTM (dynamo's allow_rnn=False): eagerly, between graphs,
+# so that every backend keeps its speed and its results (torch.export, which needs one graph, records them)
+_outside_the_graph = torch.compiler.disable(_RecurrentStack.forward, recursive=True)
 
 
 class LSTM(_RecurrentStack):
