@@ -152,7 +152,19 @@ class _RecurrentStack(nn.Module):
                 init.uniform_(p, self.spec.hidden_size)
 
     def cell_weights(self) -> list[CellWeights]:
-        """The parameters of each layer and direction, index layer * D + direction."""
+        """The parameters of each layer and direction, index layer * D + direction.
+
+        Made once and reused while the module holds the same parameter objects (every forward asks, and
+        gathering them through nn.Module's attribute lookup is a measurable part of a one-step call);
+        parameters that are not plain entries (a parametrization) are looked up on every call.
+        """
+        params = self._parameters
+        current = [params.get(name) for names in self._weight_names for name in names.values()]
+        cached = self.__dict__.get("_cell_weights_cache")
+        if cached is not None and len(cached[0]) == len(current) and all(
+            a is b for a, b in zip(cached[0], current, strict=True)
+        ):
+            return cached[1]
         weights = []
         for names in self._weight_names:
             p = {role: getattr(self, name) for role, name in names.items()}
@@ -162,6 +174,8 @@ class _RecurrentStack(nn.Module):
                     p.get("ln_ih_weight"), p.get("ln_hh_weight"), p.get("ln_c_weight"), p.get("ln_c_bias"),
                 )
             )
+        if all(t is not None for t in current):
+            self.__dict__["_cell_weights_cache"] = (current, weights)
         return weights
 
     def _prepare(
@@ -173,7 +187,7 @@ class _RecurrentStack(nn.Module):
             raise InvalidValue(
                 f"{name} expects input of 3 dimensions (batch, time, features), got shape {tuple(x.shape)}"
             )
-        torch_compat.check_dtype(x, getattr(self, self._weight_names[0]["weight_ih"]))
+        torch_compat.check_dtype(x, self.cell_weights()[0].w_ih)
         unbatched = x.dim() == 2
         if unbatched:
             x = x.unsqueeze(0)
@@ -220,7 +234,7 @@ class _RecurrentStack(nn.Module):
 
     def _plan(self, x: Tensor, purpose: str) -> Plan:
         """The backend decision for this call on x (B, T, I): backends.plan, the one place it is made."""
-        dtype = getattr(self, self._weight_names[0]["weight_ih"]).dtype
+        dtype = self.cell_weights()[0].w_ih.dtype
         return plan(
             self.backend, self.spec, device=x.device, dtype=dtype, training=self.training,
             shape=(x.shape[0], x.shape[1]), purpose=purpose,
@@ -272,9 +286,17 @@ class _RecurrentStack(nn.Module):
         return text
 
 
-# torch.compile runs the layers as it runs torch.nn.LSTM (dynamo's allow_rnn=False): eagerly, between graphs,
-# so that every backend keeps its speed and its results (torch.export, which needs one graph, records them)
-_outside_the_graph = torch.compiler.disable(_RecurrentStack.forward, recursive=True)
+_EAGER_FORWARD: list = []
+
+
+def _outside_the_graph(stack: _RecurrentStack, *args) -> tuple[Tensor | PackedSequence, State]:
+    """torch.compile runs the layers as it runs torch.nn.LSTM (dynamo's allow_rnn=False): eagerly, between
+    graphs, so that every backend keeps its speed and its results (torch.export, which needs one graph,
+    records them). The wrapper is made on first use, under compile: making it imports dynamo, which must not
+    happen before Triton's interpreter is chosen."""
+    if not _EAGER_FORWARD:
+        _EAGER_FORWARD.append(torch.compiler.disable(_RecurrentStack.forward, recursive=True))
+    return _EAGER_FORWARD[0](stack, *args)
 
 
 class LSTM(_RecurrentStack):
