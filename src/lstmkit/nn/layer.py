@@ -6,6 +6,7 @@ state_dict loads into either. Shape legend in core/gates.py.
 
 import dataclasses
 import logging
+import operator
 from dataclasses import dataclass
 
 import torch
@@ -97,6 +98,7 @@ class _RecurrentStack(nn.Module):
                 for role, shape in shapes.items():
                     self.register_parameter(role + sfx, nn.Parameter(torch.empty(shape, **factory)))
                 self._weight_names.append({role: role + sfx for role in shapes})
+        self._parameter_names = [name for names in self._weight_names for name in names.values()]
         self.reset_parameters()
 
     # the torch.nn.LSTM attribute names, for code written against it
@@ -159,11 +161,9 @@ class _RecurrentStack(nn.Module):
         parameters that are not plain entries (a parametrization) are looked up on every call.
         """
         params = self._parameters
-        current = [params.get(name) for names in self._weight_names for name in names.values()]
+        current = [params.get(name) for name in self._parameter_names]
         cached = self.__dict__.get("_cell_weights_cache")
-        if cached is not None and len(cached[0]) == len(current) and all(
-            a is b for a, b in zip(cached[0], current, strict=True)
-        ):
+        if cached is not None and all(map(operator.is_, cached[0], current)):
             return cached[1]
         weights = []
         for names in self._weight_names:
@@ -178,6 +178,11 @@ class _RecurrentStack(nn.Module):
             self.__dict__["_cell_weights_cache"] = (current, weights)
         return weights
 
+    def _first_weight(self) -> Tensor:
+        """weight_ih_l0, read without nn.Module's attribute lookup where it is a plain parameter."""
+        weight = self._parameters.get("weight_ih_l0")
+        return weight if weight is not None else self.weight_ih_l0
+
     def _prepare(
         self, x: Tensor, state: State | None, lengths: Tensor | None, batch_first: bool | None = None
     ) -> tuple[Tensor, tuple[Tensor, ...], Tensor | None, bool]:
@@ -187,7 +192,7 @@ class _RecurrentStack(nn.Module):
             raise InvalidValue(
                 f"{name} expects input of 3 dimensions (batch, time, features), got shape {tuple(x.shape)}"
             )
-        torch_compat.check_dtype(x, self.cell_weights()[0].w_ih)
+        torch_compat.check_dtype(x, self._first_weight())
         unbatched = x.dim() == 2
         if unbatched:
             x = x.unsqueeze(0)
@@ -234,7 +239,7 @@ class _RecurrentStack(nn.Module):
 
     def _plan(self, x: Tensor, purpose: str) -> Plan:
         """The backend decision for this call on x (B, T, I): backends.plan, the one place it is made."""
-        dtype = self.cell_weights()[0].w_ih.dtype
+        dtype = self._first_weight().dtype
         return plan(
             self.backend, self.spec, device=x.device, dtype=dtype, training=self.training,
             shape=(x.shape[0], x.shape[1]), purpose=purpose,
