@@ -170,7 +170,7 @@ def test_input_errors_are_clear(call, message):
     "kwargs, message",
     [
         (dict(hidden_size=0), "hidden_size must be a positive integer, got 0"),
-        (dict(dropout=1.0), "dropout must be in [0, 1), got 1.0"),
+        (dict(dropout=1.5), "dropout must be a number in [0, 1], got 1.5"),
         (dict(proj_size=4), "proj_size must be 0 or between 1 and hidden_size - 1, got 4"),
     ],
 )

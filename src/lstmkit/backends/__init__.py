@@ -22,6 +22,12 @@ rest (device, dtype, the extension's build). A backend never reroutes an input i
   measured faster for that shape on this machine (autotune.py). For step and generate, when no backend does
   the call at once, the plan runs the stack over one-step sequences (step), or the caller loops over steps
   (generate).
+* While torch records the operations a call makes (``torch.jit.trace`` and the ``torch.onnx.export`` built on
+  it; ``torch.export`` and what ``torch.compile`` traces), a compiled extension's outputs would be kept as
+  constants: "auto", "fused" and "triton" give way to a backend made of torch operations, with one log line.
+  The jit tracer takes torch where it runs the stack, else the reference; torch.export and dynamo take the
+  reference, since torch's fused RNN operator does not go through their autograd tracing on the CPU.
+  (``torch.compile`` itself runs the layers outside its graph, as it runs torch.nn.LSTM: see nn/layer.py.)
 * A named backend that cannot run the input raises BackendUnsupported with the reason. Asked to step or
   generate, a named backend that has no one-call path runs one-step sequences; asked to trace, a backend that
   keeps no gates (torch) leaves the trace to auto's choice, with one log line.
@@ -200,6 +206,31 @@ def _named(
     return Plan(backend, spec, training, purpose, reason="named")
 
 
+TRACEABLE = ("torch", "reference")  # made of torch operations that tracing, export and compile record
+
+
+def _recording() -> bool:
+    """Whether torch is recording operations (tracing, exporting or compiling) rather than running them."""
+    return torch.jit.is_tracing() or torch.compiler.is_compiling()
+
+
+def _traceable(
+    name: str, spec: StackSpec, device: torch.device, dtype: torch.dtype, training: bool, purpose: str
+) -> Plan:
+    """The plan while torch records operations: the torch backend where it can serve, else the reference (the
+    only one of the two that keeps gate traces); step and generate then run over one-step sequences."""
+    jit_tracer = torch.jit.is_tracing() and purpose != "trace"
+    for backend in (torch_nn, reference) if jit_tracer else (reference,):
+        reason = unsupported(backend.NAME, spec, device=device, dtype=dtype, training=training)
+        if reason is None:
+            break
+    else:
+        raise BackendUnsupported(f"backend {name!r} found no traceable backend for this configuration: {reason}")
+    _log_once(f"backend {name!r} under tracing, export or compile: running the traceable {backend.NAME!r} backend")
+    one_call = unsupported(backend.NAME, spec, device=device, dtype=dtype, training=training, purpose=purpose) is None
+    return Plan(backend, spec, training, purpose, one_call=one_call)
+
+
 def plan(
     name: str, spec: StackSpec, *, device: torch.device, dtype: torch.dtype = torch.float32, training: bool,
     shape: tuple[int, int] | None = None, purpose: str = "run",
@@ -221,6 +252,8 @@ def plan(
     check_name(name)
     if purpose not in PURPOSES:
         raise LstmkitError(f"unknown purpose {purpose!r}; choose one of: {', '.join(PURPOSES)}")
+    if name not in TRACEABLE and _recording():
+        return _traceable(name, spec, device, dtype, training, purpose)
     if name == "auto":
         return _auto(spec, device, dtype, training, shape, purpose)
     return _named(name, spec, device, dtype, training, shape, purpose)

@@ -110,4 +110,4 @@ def for_kernel(
 def layer_dropout(spec: StackSpec, shape: tuple[int, int, int], like: Tensor) -> Tensor:
     """Dropout mask, scaled by 1 / keep, on the output (B, T, D*(H or P)) of a layer below another."""
     keep = 1.0 - spec.dropout
-    return bernoulli(shape, keep, like, scale=1.0 / keep)
+    return bernoulli(shape, keep, like, scale=1.0 / keep if keep > 0 else 0.0)  # dropout=1 drops everything

@@ -4,17 +4,21 @@ Parameter names and layouts are torch.nn.LSTM's (``weight_ih_l0``, ``weight_hh_l
 state_dict loads into either. Shape legend in core/gates.py.
 """
 
+import dataclasses
 import logging
+import operator
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
 
 from ..backends import Plan, check_name, plan
 from ..backends.spec import StackSpec
 from ..core import init
 from ..core.step import CellWeights
-from ..errors import LstmkitError
+from ..errors import InvalidValue, LstmkitError, ShapeError
+from . import torch_compat
 from .state import LSTMState, State
 
 _log = logging.getLogger(__name__)
@@ -38,7 +42,7 @@ class LSTMTrace:
 
 
 class _RecurrentStack(nn.Module):
-    mode = ""  # set by subclasses
+    _cell = ""  # "lstm", "gru" or "rnn": set by subclasses
 
     def __init__(
         self,
@@ -58,12 +62,14 @@ class _RecurrentStack(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        _check_args(
-            self.mode, input_size, hidden_size, num_layers, dropout, proj_size, recurrent_dropout, zoneout, layer_norm
+        torch_compat.check_args(
+            self._cell, input_size, hidden_size, num_layers, bias, batch_first, bidirectional, proj_size,
+            recurrent_dropout, zoneout, layer_norm,
         )
+        dropout = torch_compat.check_dropout(dropout, num_layers)
         check_name(backend)
         self.spec = StackSpec(
-            self.mode, input_size, hidden_size, num_layers, bias, dropout, bidirectional, proj_size,
+            self._cell, input_size, hidden_size, num_layers, bias, dropout, bidirectional, proj_size,
             recurrent_dropout, zoneout, layer_norm,
         )
         self.batch_first = batch_first
@@ -92,6 +98,7 @@ class _RecurrentStack(nn.Module):
                 for role, shape in shapes.items():
                     self.register_parameter(role + sfx, nn.Parameter(torch.empty(shape, **factory)))
                 self._weight_names.append({role: role + sfx for role in shapes})
+        self._parameter_names = [name for names in self._weight_names for name in names.values()]
         self.reset_parameters()
 
     # the torch.nn.LSTM attribute names, for code written against it
@@ -100,7 +107,44 @@ class _RecurrentStack(nn.Module):
     num_layers = property(lambda self: self.spec.num_layers)
     bidirectional = property(lambda self: self.spec.bidirectional)
     proj_size = property(lambda self: self.spec.proj_size)
-    dropout = property(lambda self: self.spec.dropout)
+    bias = property(lambda self: self.spec.bias)
+    mode = property(lambda self: torch_compat.TORCH_MODES[self._cell], doc="torch.nn's name: 'LSTM', 'GRU', 'RNN_TANH'")
+
+    @property
+    def dropout(self) -> float:
+        return self.spec.dropout
+
+    @dropout.setter
+    def dropout(self, value: float) -> None:
+        """Settable after construction, as on torch.nn.LSTM (a new spec: the backend plan follows it)."""
+        self.spec = dataclasses.replace(self.spec, dropout=torch_compat.check_dropout(value, self.spec.num_layers))
+
+    @property
+    def _all_weights(self) -> list[list[str]]:
+        """Parameter names per layer and direction, in torch.nn.LSTM's order (as its ``_all_weights``)."""
+        return [[name for role, name in names.items() if not role.startswith("ln_")] for names in self._weight_names]
+
+    @property
+    def _flat_weights_names(self) -> list[str]:
+        return [name for names in self._all_weights for name in names]
+
+    @property
+    def _flat_weights(self) -> list[Tensor]:
+        return [getattr(self, name) for name in self._flat_weights_names]
+
+    @property
+    def all_weights(self) -> list[list[nn.Parameter]]:
+        """The parameters per layer and direction, as torch.nn.LSTM's ``all_weights`` (init loops read it)."""
+        return [[getattr(self, name) for name in names] for names in self._all_weights]
+
+    def flatten_parameters(self) -> None:
+        """Nothing to do: kept so that code calling torch.nn.LSTM's (for cuDNN's single weight buffer) runs;
+        the torch backend hands the parameters to torch's kernels as they are."""
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        """Under ``torch.jit.script``, the torch.nn module holding the same parameters: TorchScript cannot
+        compile the backend dispatch, and torch.nn's kernels compute the same outputs (state as a tuple)."""
+        return torch_compat.as_torch_module(self)
 
     def reset_parameters(self) -> None:
         for name, p in self.named_parameters():
@@ -110,7 +154,17 @@ class _RecurrentStack(nn.Module):
                 init.uniform_(p, self.spec.hidden_size)
 
     def cell_weights(self) -> list[CellWeights]:
-        """The parameters of each layer and direction, index layer * D + direction."""
+        """The parameters of each layer and direction, index layer * D + direction.
+
+        Made once and reused while the module holds the same parameter objects (every forward asks, and
+        gathering them through nn.Module's attribute lookup is a measurable part of a one-step call);
+        parameters that are not plain entries (a parametrization) are looked up on every call.
+        """
+        params = self._parameters
+        current = [params.get(name) for name in self._parameter_names]
+        cached = self.__dict__.get("_cell_weights_cache")
+        if cached is not None and all(map(operator.is_, cached[0], current)):
+            return cached[1]
         weights = []
         for names in self._weight_names:
             p = {role: getattr(self, name) for role, name in names.items()}
@@ -120,33 +174,41 @@ class _RecurrentStack(nn.Module):
                     p.get("ln_ih_weight"), p.get("ln_hh_weight"), p.get("ln_c_weight"), p.get("ln_c_bias"),
                 )
             )
+        if all(t is not None for t in current):
+            self.__dict__["_cell_weights_cache"] = (current, weights)
         return weights
 
+    def _first_weight(self) -> Tensor:
+        """weight_ih_l0, read without nn.Module's attribute lookup where it is a plain parameter."""
+        weight = self._parameters.get("weight_ih_l0")
+        return weight if weight is not None else self.weight_ih_l0
+
     def _prepare(
-        self, x: Tensor, state: State | None, lengths: Tensor | None
+        self, x: Tensor, state: State | None, lengths: Tensor | None, batch_first: bool | None = None
     ) -> tuple[Tensor, tuple[Tensor, ...], Tensor | None, bool]:
         spec = self.spec
         name = type(self).__name__
         if x.dim() not in (2, 3):
-            raise LstmkitError(
+            raise InvalidValue(
                 f"{name} expects input of 3 dimensions (batch, time, features), got shape {tuple(x.shape)}"
             )
+        torch_compat.check_dtype(x, self._first_weight())
         unbatched = x.dim() == 2
         if unbatched:
             x = x.unsqueeze(0)
-        elif not self.batch_first:
+        elif not (self.batch_first if batch_first is None else batch_first):
             x = x.transpose(0, 1)
         batch, steps, features = x.shape                                          # x: (B, T, I)
         if features != spec.input_size:
-            raise LstmkitError(f"{name} expects {spec.input_size} input features (input_size), got {features}")
+            raise ShapeError(f"{name} expects {spec.input_size} input features (input_size), got {features}")
         if steps == 0:
-            raise LstmkitError(f"{name} got an empty sequence (0 time steps)")
+            raise ShapeError(f"{name} got an empty sequence (0 time steps)")
         if lengths is not None:
             lengths = torch.as_tensor(lengths).to(torch.int64).reshape(-1)
             if lengths.shape[0] != batch:
-                raise LstmkitError(f"lengths has {lengths.shape[0]} entries for a batch of {batch}")
+                raise ShapeError(f"lengths has {lengths.shape[0]} entries for a batch of {batch}")
             if bool((lengths < 1).any()) or bool((lengths > steps).any()):
-                raise LstmkitError(
+                raise InvalidValue(
                     f"lengths must lie between 1 and the sequence length {steps}, got {lengths.tolist()}"
                 )
         rows = spec.num_layers * spec.num_directions
@@ -157,38 +219,49 @@ class _RecurrentStack(nn.Module):
             tensors: tuple[Tensor, ...] = (h0, x.new_zeros(c_shape)) if spec.mode == "lstm" else (h0,)
         else:
             tensors = tuple(state) if spec.mode == "lstm" else (state,)
+            if len(tensors) != (2 if spec.mode == "lstm" else 1) or not all(isinstance(s, Tensor) for s in tensors):
+                wanted = "a pair (h, c) of tensors" if spec.mode == "lstm" else "a tensor h"
+                raise InvalidValue(f"{name} state must be {wanted}, got {type(state).__name__}")
             if unbatched:
+                if any(s.dim() != 2 for s in tensors):
+                    raise ShapeError(
+                        f"{name} got an unbatched 2-D input, so its state must be 2-D too, got "
+                        f"{tuple(s.dim() for s in tensors)}-D"
+                    )
                 tensors = tuple(s.unsqueeze(1) for s in tensors)
             expected = (h_shape, c_shape)[: len(tensors)]
             got = tuple(tuple(s.shape) for s in tensors)
             if got != expected:
-                raise LstmkitError(
+                raise ShapeError(
                     f"{name} state has shape {got}, expected {expected} (layers*directions, batch, units)"
                 )
         return x, tensors, lengths, unbatched
 
     def _plan(self, x: Tensor, purpose: str) -> Plan:
         """The backend decision for this call on x (B, T, I): backends.plan, the one place it is made."""
-        dtype = getattr(self, self._weight_names[0]["weight_ih"]).dtype
+        dtype = self._first_weight().dtype
         return plan(
             self.backend, self.spec, device=x.device, dtype=dtype, training=self.training,
             shape=(x.shape[0], x.shape[1]), purpose=purpose,
         )
 
-    def _finish(self, y: Tensor, final: tuple[Tensor, ...], unbatched: bool) -> tuple[Tensor, State]:
+    def _finish(
+        self, y: Tensor, final: tuple[Tensor, ...], unbatched: bool, batch_first: bool | None = None
+    ) -> tuple[Tensor, State]:
         if unbatched:
             y, final = y.squeeze(0), tuple(s.squeeze(1) for s in final)
-        elif not self.batch_first:
+        elif not (self.batch_first if batch_first is None else batch_first):
             y = y.transpose(0, 1)
         return y, (LSTMState(*final) if self.spec.mode == "lstm" else final[0])
 
     def forward(
-        self, x: Tensor, state: State | None = None, lengths: Tensor | None = None
-    ) -> tuple[Tensor, State]:
+        self, x: Tensor | PackedSequence, state: State | None = None, lengths: Tensor | None = None
+    ) -> tuple[Tensor | PackedSequence, State]:
         """Runs the stack over a whole sequence.
 
         Args:
-            x: (B, T, I) if batch_first else (T, B, I); or (T, I) for one unbatched sequence.
+            x: (B, T, I) if batch_first else (T, B, I); or (T, I) for one unbatched sequence; or a
+                PackedSequence, in which case y is one too, packed as x (torch.nn.LSTM's pattern).
             state: initial state in torch's layout (LSTMState(h, c) for an LSTM, h for GRU/RNN);
                 zeros when None.
             lengths: (B,) true lengths of right-padded sequences; padded steps change neither the state
@@ -197,6 +270,14 @@ class _RecurrentStack(nn.Module):
         Returns:
             y: (B, T, D*H) (D*P with a projection), in the layout of x; and the final state.
         """
+        if torch.compiler.is_compiling() and not torch.compiler.is_exporting():
+            return _outside_the_graph(self, x, state, lengths)
+        if isinstance(x, PackedSequence):
+            padded, lengths = torch_compat.unpack(x, lengths)                    # (B, T, I), (B,)
+            padded, tensors, lengths, _ = self._prepare(padded, state, lengths, batch_first=True)
+            y, final = self._plan(padded, "run").run(padded, tensors, self.cell_weights(), lengths)
+            y_packed = torch_compat.repack(y, x, lengths)
+            return y_packed, self._finish(y, final, False, batch_first=True)[1]
         x, tensors, lengths, unbatched = self._prepare(x, state, lengths)
         self.last_plan_ = self._plan(x, "run")  # read by the trainer to record which backend trained a run
         y, final = self.last_plan_.run(x, tensors, self.cell_weights(), lengths)
@@ -209,6 +290,19 @@ class _RecurrentStack(nn.Module):
             if getattr(s, field):
                 text += f", {field}={getattr(s, field)}"
         return text
+
+
+_EAGER_FORWARD: list = []
+
+
+def _outside_the_graph(stack: _RecurrentStack, *args) -> tuple[Tensor | PackedSequence, State]:
+    """torch.compile runs the layers as it runs torch.nn.LSTM (dynamo's allow_rnn=False): eagerly, between
+    graphs, so that every backend keeps its speed and its results (torch.export, which needs one graph,
+    records them). The wrapper is made on first use, under compile: making it imports dynamo, which must not
+    happen before Triton's interpreter is chosen."""
+    if not _EAGER_FORWARD:
+        _EAGER_FORWARD.append(torch.compiler.disable(_RecurrentStack.forward, recursive=True))
+    return _EAGER_FORWARD[0](stack, *args)
 
 
 class LSTM(_RecurrentStack):
@@ -238,7 +332,7 @@ class LSTM(_RecurrentStack):
         >>> y, state = lstm(torch.randn(4, 10, 8))   # y (4, 10, 32); state.h, state.c (2, 4, 32)
     """
 
-    mode = "lstm"
+    _cell = "lstm"
 
     def __init__(self, *args, unit_forget_bias: bool = True, **kwargs) -> None:
         self.unit_forget_bias = unit_forget_bias
@@ -286,27 +380,19 @@ class LSTM(_RecurrentStack):
 class GRU(_RecurrentStack):
     """A stack of GRU layers (torch gate order r, z, n), with the same arguments and API as LSTM."""
 
-    mode = "gru"
+    _cell = "gru"
 
 
 class RNN(_RecurrentStack):
-    """A stack of plain tanh (Elman) RNN layers, with the same arguments and API as LSTM."""
+    """A stack of plain tanh (Elman) RNN layers, with the same arguments and API as LSTM, and torch.nn.RNN's
+    ``nonlinearity`` as its fourth argument, which must be "tanh" (the only one lstmkit runs)."""
 
-    mode = "rnn"
+    _cell = "rnn"
 
+    def __init__(
+        self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh", *args, **kwargs
+    ) -> None:
+        if nonlinearity != "tanh":
+            raise InvalidValue(f"lstmkit.RNN runs nonlinearity 'tanh' only, got {nonlinearity!r}")
+        super().__init__(input_size, hidden_size, num_layers, *args, **kwargs)
 
-def _check_args(
-    mode: str, input_size: int, hidden_size: int, num_layers: int, dropout: float, proj_size: int,
-    recurrent_dropout: float, zoneout: float, layer_norm: bool,
-) -> None:
-    for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
-        if not isinstance(value, int) or value < 1:
-            raise LstmkitError(f"{name} must be a positive integer, got {value!r}")
-    for name, value in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout), ("zoneout", zoneout)):
-        if not 0.0 <= value < 1.0:
-            raise LstmkitError(f"{name} must be in [0, 1), got {value}")
-    if proj_size < 0 or (proj_size != 0 and proj_size >= hidden_size):
-        raise LstmkitError(f"proj_size must be 0 or between 1 and hidden_size - 1, got {proj_size}")
-    for name, value in (("proj_size", proj_size), ("zoneout", zoneout), ("layer_norm", layer_norm)):
-        if value and mode != "lstm":
-            raise LstmkitError(f"{name} is only available for LSTM")
