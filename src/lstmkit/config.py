@@ -290,7 +290,7 @@ class SpeechDataConfig:
     test_speaker: str | None = setting(None, "fsdd: test on this speaker and train on the others "
                                        "(speaker-independent) instead of the official split")
     sample_rate: int = setting(8000, "rate every recording is resampled to", unit="Hz")
-    feature: str = setting("logmel", "features per frame: log-mel energies or MFCCs", choices=FEATURES)
+    feature: str = setting("mfcc", "features per frame: log-mel energies or MFCCs", choices=FEATURES)
     n_mels: int = setting(40, "mel bands (Slaney mel scale and normalisation)")
     n_mfcc: int = setting(20, "MFCCs kept (feature mfcc)")
     win_ms: float = setting(25.0, "analysis window (Hann)", unit="ms")
@@ -329,7 +329,7 @@ class ConvFrontConfig:
     one small CNN (3x3 convolutions, batch norm, ReLU, max-pooling over frequency) turns each slice into a
     vector of embed_dim features for the LSTM."""
 
-    channels: tuple[int, ...] = setting((8, 16), "output channels of each 3x3 convolution block")
+    channels: tuple[int, ...] = setting((16, 32), "output channels of each 3x3 convolution block")
     slice_frames: int = setting(4, "frames per spectrogram slice", unit="frames")
     slice_hop: int = setting(4, "step between slices (below slice_frames: overlapping slices)", unit="frames")
 
