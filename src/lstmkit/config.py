@@ -273,3 +273,85 @@ class ClassificationDataConfig:
             value = getattr(self, name)
             _require(0.0 < value < 1.0, f"{name} must be in (0, 1), got {value}")
         _require(self.cv_folds == 0 or self.cv_folds >= 2, f"cv_folds must be 0 or at least 2, got {self.cv_folds}")
+
+
+FEATURES = ("logmel", "mfcc")
+SPEECH_DATASETS = ("fsdd",)
+
+
+@dataclass
+class SpeechDataConfig:
+    """Labelled recordings for spoken-word recognition: one source (a registered corpus or a folder of class
+    folders of WAV files), the split, the features computed from the audio and the training augmentation."""
+
+    data: str | None = setting(None, "registered speech corpus (fsdd: the Free Spoken Digit Dataset, official "
+                               "split)", choices=SPEECH_DATASETS)
+    dir: str | None = setting(None, "folder with one sub-folder of .wav files per label", path=True)
+    test_dir: str | None = setting(None, "official test split for --dir (default: a stratified hold-out)",
+                                   path=True)
+    test_speaker: str | None = setting(None, "fsdd: test on this speaker and train on the others "
+                                       "(speaker-independent) instead of the official split")
+    sample_rate: int = setting(8000, "rate every recording is resampled to", unit="Hz")
+    feature: str = setting("mfcc", "features per frame: log-mel energies or MFCCs", choices=FEATURES)
+    n_mels: int = setting(40, "mel bands (Slaney mel scale and normalisation)")
+    n_mfcc: int = setting(20, "MFCCs kept (feature mfcc)")
+    win_ms: float = setting(25.0, "analysis window (Hann)", unit="ms")
+    hop_ms: float = setting(10.0, "frame step", unit="ms")
+    time_masks: int = setting(2, "SpecAugment: time masks per training utterance")
+    time_mask_frames: int = setting(5, "SpecAugment: widest time mask", unit="frames")
+    freq_masks: int = setting(2, "SpecAugment: frequency masks per training utterance")
+    freq_mask_bins: int = setting(5, "SpecAugment: widest frequency mask", unit="bins")
+    val_fraction: float = setting(0.1, "stratified share of the training recordings held out for validation")
+    test_fraction: float = setting(0.2, "stratified share held out for testing when there is no test split")
+    baseline: bool = setting(True, "also fit MFCC statistics + logistic regression on the same split")
+
+    def validate(self) -> None:
+        sources = [name for name in ("data", "dir") if getattr(self, name)]
+        _require(len(sources) == 1, f"give exactly one of data and dir, got {', '.join(sources) or 'none'}")
+        if self.data is not None:
+            _require_choice("data", self.data, SPEECH_DATASETS)
+        _require(not (self.test_dir and not self.dir), "test_dir goes with dir")
+        _require(not (self.test_speaker and not self.data), "test_speaker goes with data (a corpus with speakers)")
+        _require_choice("feature", self.feature, FEATURES)
+        _require(self.sample_rate >= 1000, f"sample_rate must be at least 1000 Hz, got {self.sample_rate}")
+        _require(self.n_mels >= 2, f"n_mels must be at least 2, got {self.n_mels}")
+        _require(1 <= self.n_mfcc <= self.n_mels, f"n_mfcc must be in [1, n_mels={self.n_mels}], got {self.n_mfcc}")
+        _require(0 < self.hop_ms <= self.win_ms, f"hop_ms must be in (0, win_ms={self.win_ms}], got {self.hop_ms}")
+        for name in ("time_masks", "time_mask_frames", "freq_masks", "freq_mask_bins"):
+            value = getattr(self, name)
+            _require(isinstance(value, int) and value >= 0, f"{name} must be 0 or a positive integer, got {value!r}")
+        for name in ("val_fraction", "test_fraction"):
+            value = getattr(self, name)
+            _require(0.0 < value < 1.0, f"{name} must be in (0, 1), got {value}")
+
+
+@dataclass
+class ConvFrontConfig:
+    """The convolutional front end of a CNN-LSTM: the spectrogram is cut into overlapping slices of frames, and
+    one small CNN (3x3 convolutions, batch norm, ReLU, max-pooling over frequency) turns each slice into a
+    vector of embed_dim features for the LSTM."""
+
+    channels: tuple[int, ...] = setting((16, 32), "output channels of each 3x3 convolution block")
+    slice_frames: int = setting(4, "frames per spectrogram slice", unit="frames")
+    slice_hop: int = setting(4, "step between slices (below slice_frames: overlapping slices)", unit="frames")
+
+    def validate(self) -> None:
+        _require(len(self.channels) >= 1 and all(c >= 1 for c in self.channels),
+                 f"channels must be positive integers, got {self.channels}")
+        _require(self.slice_frames >= 1, f"slice_frames must be at least 1, got {self.slice_frames}")
+        _require(1 <= self.slice_hop <= self.slice_frames,
+                 f"slice_hop must be in [1, slice_frames={self.slice_frames}], got {self.slice_hop}")
+
+
+@dataclass
+class SpeechRunConfig(RunConfig):
+    """A speech run: RunConfig plus the convolutional front end."""
+
+    frontend: ConvFrontConfig = field(default_factory=ConvFrontConfig)
+
+    def validate(self) -> None:
+        super().validate()
+        self.frontend.validate()
+
+    def sections(self) -> dict[str, Any]:
+        return {"data": self.data, "frontend": self.frontend, "model": self.model, "train": self.train}

@@ -9,10 +9,11 @@ import traceback
 from collections.abc import Sequence
 
 from ..errors import LstmkitError
-from . import classify, data, experiment, forecast, inspect, textgen
+from . import classify, data, experiment, forecast, inspect, speech, textgen
 from .args import Parser
 
-COMMANDS = (textgen, data, forecast, inspect, experiment, classify)  # each adds its sub-command: add_parser(sub)
+# each adds its sub-command: add_parser(sub)
+COMMANDS = (textgen, data, forecast, inspect, experiment, classify, speech)
 
 
 def build_parser(argv: Sequence[str] | None = None) -> Parser:

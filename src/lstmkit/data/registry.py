@@ -223,3 +223,22 @@ REGISTRY["imdb"] = Dataset(
         ),
     ),
 )
+
+REGISTRY["fsdd"] = Dataset(
+    "fsdd",
+    "Free Spoken Digit Dataset v1.0.10: 3,000 recordings of the digits 0-9 (8 kHz mono 16-bit WAV) by six "
+    "speakers, 50 of each digit per speaker; official split: recordings 0-4 of each speaker and digit are the "
+    "test set. The canonical form is the recordings/ folder of the Jakobovski/free-spoken-digit-dataset "
+    "repository (tag v1.0.10); lstmkit reads fsdd/recordings.tar.gz, those 3,000 files byte for byte in one "
+    "deterministic tarball (tar --sort=name --mtime=2020-01-01 --owner=0 --group=0 --numeric-owner, gzip -9 -n), "
+    "whose sha256 is the one given here. Build it from the repository and place it under LSTMKIT_DATA_DIR; the "
+    "download of the repository archive itself does not produce this file and fails the checksum",
+    "CC BY-SA 4.0 (Zohar Jackson and contributors)",
+    (
+        DataFile(
+            "recordings.tar.gz",
+            "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/v1.0.10.tar.gz",
+            "fee8138a9de48c1a6bd517821950efa19772f4ef811b8a78208896d008de0ec5",
+        ),
+    ),
+)

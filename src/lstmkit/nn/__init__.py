@@ -6,6 +6,7 @@ from .keras import keras_lstm_weights, load_keras_lstm
 from .layer import GRU, LSTM, RNN, LSTMTrace
 from .linear import Linear
 from .state import LSTMState, State, detach
+from .time_distributed import TimeDistributed
 
 __all__ = [
     "GRU",
@@ -18,6 +19,7 @@ __all__ = [
     "Linear",
     "RNNCell",
     "State",
+    "TimeDistributed",
     "detach",
     "keras_lstm_weights",
     "load_keras_lstm",

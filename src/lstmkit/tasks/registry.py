@@ -18,6 +18,7 @@ _MODULES = {
     "forecast": ("forecasting", "FORECAST"),
     "classify": ("text_classification", "CLASSIFY"),
     "memory": ("memory", "MEMORY"),
+    "speech": ("speech", "SPEECH"),
 }
 
 TASK_NAMES = tuple(_MODULES)
