@@ -26,7 +26,7 @@ def _run(src: Path, contender: str, workload: str, args: argparse.Namespace) -> 
     """Median rate of one process of bench_torch.py importing lstmkit from ``src``."""
     env = {**os.environ, "PYTHONPATH": str(src)}
     command = [sys.executable, str(HERE / "bench_torch.py"), "--contender", contender, "--workload", workload,
-               "--repeats", str(args.repeats), "--min-seconds", str(args.min_seconds)]
+               "--repeats", str(args.repeats), "--min-seconds", str(args.min_seconds), "--threads", str(args.threads)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=args.timeout)
     if done.returncode != 0:
         raise SystemExit(f"{contender} on {workload} failed:\n{done.stderr[-2000:]}")
@@ -43,6 +43,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--min-seconds", type=float, default=1.0)
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads of each process (1 on a busy machine)")
     args = parser.parse_args()
     trees = {"this": HERE.parent / "src", "base": args.base.resolve() / "src"}
     print("| workload | contender | this tree | base tree | this / base per round: low / mid / high | "
