@@ -347,6 +347,22 @@ def test_onnx_export_records_a_traceable_backend(backend, tmp_path):
     assert b"LSTM" in graph or b"Sigmoid" in graph  # the recurrence itself, not a constant output
 
 
+@pytest.mark.parametrize("backend", ["auto", "torch", "fused"])
+def test_onnx_export_runs_in_onnx_runtime_on_other_shapes(backend, tmp_path):
+    # the reference backend is left out: traced, its Python loop over steps fixes the length of the sequence
+    pytest.importorskip("onnx", reason="torch.onnx.export writes through the onnx package")
+    ort = pytest.importorskip("onnxruntime")
+    _, ours = _pair("lstm", backend, 2, 3, num_layers=2, batch_first=True)
+    model = _Model(ours).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.randn(4, 5, 2),), str(tmp_path / "model.onnx"), dynamo=False,
+                          input_names=["x"], dynamic_axes={"x": {0: "batch", 1: "steps"}})
+    x = torch.randn(3, 7, 2)
+    got = ort.InferenceSession(str(tmp_path / "model.onnx")).run(None, {"x": x.numpy()})[0]
+    torch.testing.assert_close(torch.from_numpy(got), model(x).detach(), atol=1e-5, rtol=1e-4)
+
+
 @backends
 def test_torch_export_follows_new_inputs(backend):
     """torch.export (what the ONNX exporter builds on) records the recurrence, not the example's outputs."""
