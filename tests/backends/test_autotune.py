@@ -54,6 +54,16 @@ def test_torch_is_kept_unless_fused_wins_by_the_margin(measuring, monkeypatch):
         assert autotune.choose(LSTM(3, 4).spec, 4, 4, training=False, runners=clock.runners()) == "torch"
 
 
+def test_measuring_leaves_the_random_stream_as_it_was(measuring):
+    # timing draws inputs, weights and dropout masks; a seeded run must not depend on whether it measured
+    spec = LSTM(3, 4, dropout=0.5, num_layers=2).spec
+    torch.manual_seed(3)
+    expected = torch.rand(5)
+    torch.manual_seed(3)
+    autotune.choose(spec, 4, 6, training=True, runners={"torch": _torch_run(), "fused": _torch_run()})
+    assert torch.equal(torch.rand(5), expected)
+
+
 def test_select_measures_only_where_both_can_run(measuring):
     # real measurement on a tiny stack: the answer is one of the two, and it is what forward then uses
     spec = LSTM(3, 4).spec
@@ -82,3 +92,9 @@ def test_choices_are_kept_per_build_of_the_extension(monkeypatch, tmp_path):
             assert (tmp_path / build / "autotune.json").is_file()
     finally:
         autotune.forget()
+
+
+def _torch_run():
+    from lstmkit.backends import torch_nn
+
+    return torch_nn.run

@@ -84,7 +84,7 @@ def test_predict_needs_a_full_lookback_and_an_existing_file(airline_run, airline
 
 def test_bad_input_writes_nothing(airline, tmp_path):
     for settings, message in [
-        ({"target": "Price"}, f"target column(s) not in {airline}: Price; its columns are Month, Passengers"),
+        ({"target": "Price"}, f"target column(s) not in {airline.resolve()}: Price; its columns are Month, Passengers"),
         ({"target": "Passengers", "lookback": 100}, "too few rows: the split leaves 101 training, 14 validation and "
          "29 test rows; training needs lookback + horizon = 112 and validation and test need horizon = 12 each; "
          "use a longer file or a smaller --lookback / --horizon"),

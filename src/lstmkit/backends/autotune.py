@@ -133,13 +133,16 @@ def choose(spec: StackSpec, batch: int, steps: int, *, training: bool, runners: 
         global setup_seconds
         started = time.perf_counter()
         b, t = _bucket(batch), _bucket(steps)
-        timers = {name: _time(run, spec, b, t, training, grad) for name, run in runners.items()}
-        for timer in timers.values():
-            timer()  # warm-up: first-call costs (allocations, thread pools) are not what is compared
-        best = {name: float("inf") for name in timers}
-        for _ in range(ROUNDS):
-            for name, timer in timers.items():
-                best[name] = min(best[name], timer())
+        # timing draws random inputs, weights and dropout masks: the caller's random stream must come out as
+        # it went in, or a seeded run would differ between the first process that measures and later ones
+        with torch.random.fork_rng(devices=[]):
+            timers = {name: _time(run, spec, b, t, training, grad) for name, run in runners.items()}
+            for timer in timers.values():
+                timer()  # warm-up: first-call costs (allocations, thread pools) are not what is compared
+            best = {name: float("inf") for name in timers}
+            for _ in range(ROUNDS):
+                for name, timer in timers.items():
+                    best[name] = min(best[name], timer())
         choice = "fused" if best["fused"] * MARGIN < best["torch"] else "torch"
         _log.info(
             "backend 'auto': measured fused %.2f ms, torch %.2f ms for batch %d x %d steps; using %r",

@@ -22,7 +22,7 @@ from ..errors import LstmkitError
 from ..train import FitResult, Trainer, check_new_output, write_folder
 from ..train.checkpoint import load_weights
 from ..train.engine import RESUMABLE, EpochSource, Objective
-from ..train.runs import json_bytes, read_json, read_run_config
+from ..train.runs import json_bytes, read_json, read_run_config, recover
 
 _log = logging.getLogger(__name__)
 
@@ -244,6 +244,7 @@ class Task:
         Settings equal to the saved ones are accepted, so that the original command with --resume appended
         works; only the stop criteria (and quiet) may differ; unset stop criteria keep their saved values.
         """
+        recover(folder)  # a write killed between its two renames (systems without an atomic exchange)
         if not (folder / "checkpoint" / "trainer.json").is_file():
             if not folder.exists():
                 raise LstmkitError(f"nothing to resume: {folder} does not exist (it is written at the first "
