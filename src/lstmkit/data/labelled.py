@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ..config import ClassificationDataConfig
 from ..errors import LstmkitError
-from .batch import Batch
+from .batch import Batch, bucketed_rows, rows_by_length
 from .registry import get_dataset, locate
 from .vectorizer import pad
 
@@ -229,21 +229,12 @@ class EncodedSet:
         """Shuffled, length-bucketed training batches: the texts are shuffled, cut into pools of 100 batches,
         sorted by length within a pool and cut into batches, whose order is shuffled again; texts of similar
         length share a batch, so little time goes into padding."""
-        order = torch.randperm(len(self.ids), generator=generator).numpy()
-        pool = self.batch_size * 100
-        batches = []
-        for start in range(0, len(order), pool):
-            chunk = order[start : start + pool]
-            chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
-            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
-        for k in torch.randperm(len(batches), generator=generator).tolist():
-            yield self._batch(batches[k].tolist(), self.trim)
+        for rows in bucketed_rows(self.lengths, self.batch_size, 100, generator):
+            yield self._batch(rows, self.trim)
 
     def in_order(self) -> Iterator[tuple[np.ndarray, Batch]]:
         """Evaluation batches sorted by length, each with the row indices it holds."""
-        order = np.argsort(self.lengths, kind="stable")
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
+        for rows in rows_by_length(self.lengths, self.batch_size):
             yield rows, self._batch(rows.tolist())
 
 

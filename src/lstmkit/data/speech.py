@@ -17,7 +17,7 @@ from torch import Tensor
 from ..config import SpeechDataConfig
 from ..errors import LstmkitError
 from .audio import FeatureSpec, Featurizer, read_wav, spec_augment
-from .batch import Batch
+from .batch import Batch, bucketed_rows, rows_by_length
 from .labelled import label_order, stratified_split
 from .registry import locate
 
@@ -159,21 +159,12 @@ class FeatureSet:
 
     def epoch(self, generator: torch.Generator) -> Iterator[Batch]:
         """Shuffled training batches, each of recordings of similar length (sorted within pools of 20 batches)."""
-        order = torch.randperm(len(self.features), generator=generator).numpy()
-        pool = self.batch_size * 20
-        batches = []
-        for start in range(0, len(order), pool):
-            chunk = order[start : start + pool]
-            chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
-            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
-        for k in torch.randperm(len(batches), generator=generator).tolist():
-            yield self._batch(batches[k].tolist(), generator)
+        for rows in bucketed_rows(self.lengths, self.batch_size, 20, generator):
+            yield self._batch(rows, generator)
 
     def in_order(self) -> Iterator[tuple[np.ndarray, Batch]]:
         """Evaluation batches sorted by length, each with the row indices it holds; never masked."""
-        order = np.argsort(self.lengths, kind="stable")
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
+        for rows in rows_by_length(self.lengths, self.batch_size):
             yield rows, self._batch(rows.tolist())
 
 

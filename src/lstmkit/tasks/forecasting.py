@@ -5,7 +5,6 @@ Run folder additions: series.json (column layout), scaler.json (training-row sta
 ``test``, ``test_original`` and ``baselines``, and forecast_windows.png, learning_curves.png, horizon_error.png.
 """
 
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from ..data.timeseries import SeriesTable, check_bounds, read_series
 from ..errors import LstmkitError
 from ..models.forecaster import Forecaster, build_forecaster
 from ..train import check_new_output, write_folder
-from ..train.runs import json_bytes, read_json
+from ..train.runs import add_to_folder, json_bytes, read_json
 from ..utils.seed import set_seed
 from .base import Example, Task, fit_run
 from .forecast_data import SeriesLayout, check_columns, prepare_series, time_index
@@ -70,23 +69,13 @@ def source_path(data: ForecastDataConfig) -> Path:
     return Path(data.csv)
 
 
-def _add_to_folder(out: Path, files: dict[str, bytes]) -> None:
-    """Rewrites the run folder atomically with ``files`` added (or replaced) beside what it holds."""
-    existing = {
-        p.relative_to(out).as_posix(): (lambda dst, src=p: shutil.copyfile(src, dst))
-        for p in sorted(out.rglob("*"))
-        if p.is_file()
-    }
-    write_folder(out, {**existing, **files})
-
-
 def _evaluate(out: Path, config: RunConfig, prepared: Any, model: nn.Module, fit_metrics: dict,
               history: list) -> "SeriesForecaster":
     """Scores the test windows beside the baselines and adds metrics.json's test figures and the plots."""
     model = model.cpu().eval()
     evaluation = evaluate_test(model, prepared, config.data, history)
     metrics = {**fit_metrics, **evaluation.metrics, "data": prepared.report}
-    _add_to_folder(out, {"metrics.json": json_bytes(metrics), **evaluation.plots})
+    add_to_folder(out, {"metrics.json": json_bytes(metrics), **evaluation.plots})
     return SeriesForecaster(model, prepared.layout, prepared.scaler, config, metrics, out)
 
 

@@ -11,8 +11,7 @@ from ..data.audio import FeatureSpec, Featurizer, resample
 from ..data.speech import Recording, SpeechSplits
 from ..eval.confusion_plot import confusion_matrix_png
 from ..eval.metrics import classification_metrics
-from ..train import write_folder
-from ..train.runs import json_bytes
+from ..train.runs import add_to_folder, json_bytes
 
 
 def mfcc_statistics(recordings: list[Recording], rate: int) -> np.ndarray:
@@ -67,8 +66,6 @@ def evaluate_recognition(out: Path, recognizer: Any, splits: SpeechSplits, basel
         matrices["mfcc_logreg"] = base["confusion_matrix"]
     png = confusion_matrix_png(test["confusion_matrix"], splits.classes,
                                f"CNN-LSTM on the test set: accuracy {test['accuracy']:.4f}")
-    files = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
-    files |= {"metrics.json": json_bytes(metrics), "confusion_matrix.json": json_bytes(matrices),
-              "confusion_matrix.png": png}
-    write_folder(out, files)
+    add_to_folder(out, {"metrics.json": json_bytes(metrics), "confusion_matrix.json": json_bytes(matrices),
+                        "confusion_matrix.png": png})
     return metrics

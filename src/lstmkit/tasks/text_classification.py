@@ -29,8 +29,8 @@ from ..errors import LstmkitError
 from ..eval.confusion_plot import confusion_matrix_png
 from ..eval.metrics import classification_metrics
 from ..models.classifier import TextClassifier, build_classifier
-from ..train import Trainer, write_folder
-from ..train.runs import json_bytes, read_json
+from ..train import Trainer
+from ..train.runs import add_to_folder, json_bytes, read_json
 from ..utils.seed import set_seed
 from .base import Example, Task, TextView, fit_run
 
@@ -186,10 +186,8 @@ def _evaluate_run(
         metrics["cv"] = cv
     png = confusion_matrix_png(test["confusion_matrix"], splits.classes,
                                f"LSTM on the test set: accuracy {test['accuracy']:.4f}")
-    files = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
-    files |= {"metrics.json": json_bytes(metrics), "confusion_matrix.json": json_bytes(matrices),
-              "confusion_matrix.png": png}
-    write_folder(out, files)
+    add_to_folder(out, {"metrics.json": json_bytes(metrics), "confusion_matrix.json": json_bytes(matrices),
+                        "confusion_matrix.png": png})
     classifier.metrics = metrics
 
 

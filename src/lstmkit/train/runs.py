@@ -108,6 +108,17 @@ def write_folder(path: Path, files: dict[str, FileContent]) -> None:
         raise
 
 
+def add_to_folder(path: Path, files: dict[str, FileContent]) -> None:
+    """Rewrites the folder ``path`` atomically with ``files`` added (or replaced) beside what it holds."""
+    path = Path(path)
+    existing: dict[str, FileContent] = {
+        p.relative_to(path).as_posix(): (lambda dst, src=p: shutil.copyfile(src, dst))
+        for p in sorted(path.rglob("*"))
+        if p.is_file()
+    }
+    write_folder(path, {**existing, **files})
+
+
 def read_json(path: Path, what: str) -> Any:
     if not path.is_file():
         raise LstmkitError(f"missing {what}: {path}")
